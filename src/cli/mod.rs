@@ -1,0 +1,5 @@
+//! The user's jobs, one file each. `main.rs` only parses arguments.
+
+pub mod analyze;
+pub mod serve;
+mod table;

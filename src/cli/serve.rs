@@ -1,0 +1,160 @@
+//! `faultline serve`: the live collector.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::api::{self, ApiState};
+use crate::config::PipelineConfig;
+use crate::graph::Graph;
+use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
+use crate::telemetry::Telemetry;
+
+/// A started collector: its bound addresses and a way to stop it.
+pub struct Running {
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+    pub graph: Graph,
+    pub telemetry: Arc<Telemetry>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Binds every listener first — so a port conflict fails at start, naming
+/// the component — then serves in the background.
+pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
+    let graph_cfg = &config.processors.graph;
+    let graph = Graph::start(graph_cfg.settings());
+    let telemetry = Arc::new(Telemetry::new());
+    let sink = SpanSink {
+        graph: graph.clone(),
+        telemetry: telemetry.clone(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = JoinSet::new();
+    let mut bound = (None, None, None);
+    let otlp = config.receivers.otlp.as_ref().map(|o| &o.protocols);
+    if let Some(addr) = config.grpc_endpoint() {
+        let listener = bind(addr, "OTLP/gRPC receiver").await?;
+        bound.0 = Some(listener.local_addr()?);
+        let max = otlp
+            .and_then(|p| p.grpc.as_ref())
+            .map_or(16, |g| g.max_recv_msg_size_mib)
+            << 20;
+        tasks.spawn(otlp_grpc::serve(listener, sink.clone(), max, shutdown()));
+    }
+    if let Some(addr) = config.http_endpoint() {
+        let listener = bind(addr, "OTLP/HTTP receiver").await?;
+        bound.1 = Some(listener.local_addr()?);
+        let max = otlp
+            .and_then(|p| p.http.as_ref())
+            .map_or(16, |h| h.max_request_body_size_mib)
+            << 20;
+        tasks.spawn(otlp_http::serve(listener, sink.clone(), max, shutdown()));
+    }
+    if let Some(addr) = config.api_endpoint() {
+        let listener = bind(addr, "HTTP API").await?;
+        bound.2 = Some(listener.local_addr()?);
+        let state = ApiState {
+            graph: graph.clone(),
+            telemetry: telemetry.clone(),
+        };
+        tasks.spawn(api::serve(listener, state, shutdown()));
+    }
+    tasks.spawn(tick(graph.clone(), graph_cfg.tick, shutdown()));
+    Ok(Running {
+        grpc: bound.0,
+        http: bound.1,
+        api: bound.2,
+        graph,
+        telemetry,
+        stop,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what} (is another process using it? set another endpoint in the pipeline)"))
+}
+
+/// Closes windows and expires pending pairs on a fixed beat.
+async fn tick(
+    graph: Graph,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut interval = tokio::time::interval(every);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => graph.tick().await,
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+impl Running {
+    /// Stops every server gracefully and waits for them.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        while let Some(done) = self.tasks.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+
+    /// Waits until a server fails, or Ctrl-C / SIGTERM, then stops.
+    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+            Some(done) = self.tasks.join_next() => {
+                done??;
+                anyhow::bail!("a server stopped unexpectedly");
+            }
+        }
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Entry point of `faultline serve`.
+pub async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+    let running = start(&config).await?;
+    for (what, addr) in [
+        ("otlp_grpc", running.grpc),
+        ("otlp_http", running.http),
+        ("api", running.api),
+    ] {
+        if let Some(addr) = addr {
+            // One line per listener on stdout, so scripts can find ports chosen by `:0`.
+            println!("faultline: {what} listening on {addr}");
+        }
+    }
+    running.run_until_signal().await
+}

@@ -1,0 +1,119 @@
+//! The pipeline file: OpenTelemetry Collector-style YAML, validated up front.
+//!
+//! Errors name the file and the key path (`processors.graph.pairing.ttl`),
+//! because a config error is only useful if the user can find the line.
+
+mod env;
+pub mod model;
+
+use std::path::{Path, PathBuf};
+
+pub use model::PipelineConfig;
+
+/// The embedded default pipeline (`pipelines/default.yaml`).
+pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: ${{env:{var}}} is not set and has no default (write ${{env:{var}:-value}} to give one)")]
+    MissingEnv { file: String, var: String },
+    #[error("{file}: unterminated ${{...}} at byte {at}")]
+    Unterminated { file: String, at: usize },
+    #[error("{file}: at `{path}`: {message}")]
+    Invalid {
+        file: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// Loads a pipeline file, or the embedded default when `path` is `None`.
+pub fn load(path: Option<&Path>) -> Result<PipelineConfig, ConfigError> {
+    let (file, text) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                file: p.display().to_string(),
+                source,
+            })?;
+            (p.display().to_string(), text)
+        }
+        None => (
+            "<embedded default pipeline>".to_owned(),
+            DEFAULT_PIPELINE.to_owned(),
+        ),
+    };
+    parse(&file, &text)
+}
+
+/// Parses pipeline YAML; `file` is only used in messages.
+pub fn parse(file: &str, text: &str) -> Result<PipelineConfig, ConfigError> {
+    let text = env::substitute(file, text, |var| std::env::var(var).ok())?;
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            path: if path == "." {
+                "(top level)".into()
+            } else {
+                path
+            },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    config
+        .validate()
+        .map_err(|(path, message)| ConfigError::Invalid {
+            file: file.to_owned(),
+            path,
+            message,
+        })?;
+    Ok(config)
+}
+
+/// Where the data directory defaults to when the pipeline names none.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_loads() {
+        let c = load(None).unwrap();
+        assert_eq!(c.grpc_endpoint().unwrap().port(), 4317);
+        assert_eq!(c.processors.graph.window.as_secs(), 10);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_file() {
+        let text =
+            DEFAULT_PIPELINE.replace("windows_kept: 30", "windows_kept: 30\n    colour: blue");
+        let err = parse("my.yaml", &text).unwrap_err().to_string();
+        assert!(err.contains("my.yaml"), "{err}");
+        assert!(err.contains("processors.graph"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_path() {
+        let text = DEFAULT_PIPELINE.replace("ttl: 10s", "ttl: soon");
+        let err = parse("p.yaml", &text).unwrap_err().to_string();
+        assert!(err.contains("processors.graph.pairing.ttl"), "{err}");
+    }
+
+    #[test]
+    fn pipelines_must_name_declared_components() {
+        let text = DEFAULT_PIPELINE.replace("receivers: [otlp]", "receivers: [otlp, zipkin]");
+        let err = parse("p.yaml", &text).unwrap_err().to_string();
+        assert!(err.contains("service.pipelines.traces.receivers"), "{err}");
+        assert!(err.contains("zipkin"), "{err}");
+    }
+}

@@ -1,0 +1,285 @@
+//! The pipeline's typed shape. Every struct denies unknown keys, and every
+//! field's doc comment is its user documentation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::graph::{GraphSettings, NamingRule};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    #[serde(default)]
+    pub receivers: Receivers,
+    #[serde(default)]
+    pub processors: Processors,
+    #[serde(default)]
+    pub exporters: Exporters,
+    #[serde(default)]
+    pub extensions: Extensions,
+    pub service: Service,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receivers {
+    /// The OTLP receiver (gRPC and/or HTTP).
+    pub otlp: Option<OtlpReceiver>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpReceiver {
+    pub protocols: OtlpProtocols,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpProtocols {
+    pub grpc: Option<GrpcProtocol>,
+    pub http: Option<HttpProtocol>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcProtocol {
+    /// Address to listen on, e.g. `127.0.0.1:4317` (`0.0.0.0:4317` in a container).
+    pub endpoint: SocketAddr,
+    /// Largest accepted message, in MiB; larger ones get RESOURCE_EXHAUSTED.
+    #[serde(default = "default_max_mib")]
+    pub max_recv_msg_size_mib: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProtocol {
+    /// Address to listen on, e.g. `127.0.0.1:4318`.
+    pub endpoint: SocketAddr,
+    /// Largest accepted body (after gunzip too), in MiB; larger ones get 413.
+    #[serde(default = "default_max_mib")]
+    pub max_request_body_size_mib: usize,
+}
+
+fn default_max_mib() -> usize {
+    16
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processors {
+    /// The interaction graph (always present; this sets its knobs).
+    #[serde(default)]
+    pub graph: GraphProcessor,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphProcessor {
+    /// Tumbling window length, e.g. `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+    /// Closed windows kept for `?window=N`; older ones fold into `all`.
+    pub windows_kept: usize,
+    /// How often windows close and pending pairs expire.
+    #[serde(deserialize_with = "duration")]
+    pub tick: Duration,
+    /// How virtual nodes are named: `tempo` (default) or `collector`.
+    pub naming: NamingRule,
+    pub pairing: Pairing,
+    /// Caps on distinct nodes, edges and operations; past them, stats are
+    /// counted under `__overflow__`.
+    pub max_nodes: usize,
+    pub max_edges: usize,
+    pub max_operations: usize,
+    /// Aggregation shards (threads); 0 means one per CPU.
+    pub shards: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pairing {
+    /// How long one side of a call waits for the other, e.g. `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub ttl: Duration,
+    /// Pending spans per shard; beyond it new spans are counted as dropped.
+    pub max_items: usize,
+}
+
+impl Default for GraphProcessor {
+    fn default() -> Self {
+        let d = GraphSettings::default();
+        GraphProcessor {
+            window: Duration::from_millis(d.window_ms),
+            windows_kept: d.windows_kept,
+            tick: Duration::from_secs(1),
+            naming: d.naming,
+            pairing: Pairing::default(),
+            max_nodes: d.max_nodes,
+            max_edges: d.max_edges,
+            max_operations: d.max_operations,
+            shards: 0,
+        }
+    }
+}
+
+impl Default for Pairing {
+    fn default() -> Self {
+        let d = GraphSettings::default();
+        Pairing {
+            ttl: Duration::from_millis(d.pairing_ttl_ms),
+            max_items: d.max_pending,
+        }
+    }
+}
+
+impl GraphProcessor {
+    pub fn settings(&self) -> GraphSettings {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        GraphSettings {
+            window_ms: self.window.as_millis() as u64,
+            windows_kept: self.windows_kept,
+            pairing_ttl_ms: self.pairing.ttl.as_millis() as u64,
+            max_pending: self.pairing.max_items,
+            max_nodes: self.max_nodes,
+            max_edges: self.max_edges,
+            max_operations: self.max_operations,
+            naming: self.naming,
+            shards: if self.shards == 0 { cpus } else { self.shards },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exporters {}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extensions {
+    /// The HTTP API, web page, `/metrics` and `/healthz`.
+    pub api: Option<ApiExtension>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiExtension {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub endpoint: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    pub pipelines: Pipelines,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipelines {
+    pub traces: TracesPipeline,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesPipeline {
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    #[serde(default)]
+    pub exporters: Vec<String>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("{text:?} is not a duration like 10s or 500ms: {e}"))
+    })
+}
+
+impl PipelineConfig {
+    /// Checks what serde cannot: references between sections, sane values.
+    /// Errors are `(key path, message)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let traces = &self.service.pipelines.traces;
+        for r in &traces.receivers {
+            if !(r == "otlp" && self.receivers.otlp.is_some()) {
+                return Err(undeclared(
+                    "service.pipelines.traces.receivers",
+                    "receivers",
+                    r,
+                ));
+            }
+        }
+        for p in &traces.processors {
+            if p != "graph" {
+                return Err(undeclared(
+                    "service.pipelines.traces.processors",
+                    "processors",
+                    p,
+                ));
+            }
+        }
+        if let Some(e) = traces.exporters.first() {
+            return Err(undeclared(
+                "service.pipelines.traces.exporters",
+                "exporters",
+                e,
+            ));
+        }
+        for x in &self.service.extensions {
+            if !(x == "api" && self.extensions.api.is_some()) {
+                return Err(undeclared("service.extensions", "extensions", x));
+            }
+        }
+        let g = &self.processors.graph;
+        if g.window.is_zero() || g.tick.is_zero() || g.pairing.ttl.is_zero() {
+            return Err((
+                "processors.graph".into(),
+                "window, tick and pairing.ttl must be above zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn grpc_endpoint(&self) -> Option<SocketAddr> {
+        self.otlp()?.protocols.grpc.as_ref().map(|g| g.endpoint)
+    }
+
+    pub fn http_endpoint(&self) -> Option<SocketAddr> {
+        self.otlp()?.protocols.http.as_ref().map(|h| h.endpoint)
+    }
+
+    pub fn api_endpoint(&self) -> Option<SocketAddr> {
+        let enabled = self.service.extensions.iter().any(|e| e == "api");
+        self.extensions
+            .api
+            .as_ref()
+            .filter(|_| enabled)
+            .map(|a| a.endpoint)
+    }
+
+    /// The OTLP receiver, if the traces pipeline uses it.
+    fn otlp(&self) -> Option<&OtlpReceiver> {
+        let used = self
+            .service
+            .pipelines
+            .traces
+            .receivers
+            .iter()
+            .any(|r| r == "otlp");
+        self.receivers.otlp.as_ref().filter(|_| used)
+    }
+}
+
+fn undeclared(path: &str, section: &str, name: &str) -> (String, String) {
+    (
+        path.to_owned(),
+        format!("`{name}` is not declared under `{section}` (or is not a component faultline has)"),
+    )
+}

@@ -1,0 +1,216 @@
+//! The interaction graph: pairing, windows, node and edge statistics.
+//!
+//! Data flow: a receiver hands a batch to [`Graph::ingest`], which splits it
+//! by trace id over the shards (one thread each, see [`shard`]). A read
+//! ([`Graph::view`]) asks every shard for its merged partial of the selected
+//! windows and merges those into a [`GraphView`].
+
+pub mod naming;
+pub mod pairing;
+pub mod partial;
+pub mod render;
+pub mod settings;
+pub mod shard;
+pub mod stats;
+pub mod view;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use naming::NamingRule;
+pub use settings::{GraphSettings, Limits};
+pub use shard::{Shard, ShardSnapshot};
+pub use view::GraphView;
+pub use window::WindowSelect;
+
+use crate::model::Span;
+use crate::telemetry::ShardGauges;
+
+/// Milliseconds since the Unix epoch, the clock windows and TTLs run on.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+enum Command {
+    Spans(Vec<Span>),
+    Tick,
+    Snapshot(WindowSelect, oneshot::Sender<ShardSnapshot>),
+}
+
+/// The live graph: a handle to the shard threads. Cheap to clone.
+#[derive(Clone)]
+pub struct Graph {
+    shards: Arc<[mpsc::Sender<Command>]>,
+    gauges: Arc<[Arc<ShardGauges>]>,
+    limits: Arc<Limits>,
+}
+
+/// Batches a shard may have queued before receivers wait (backpressure).
+const SHARD_QUEUE: usize = 256;
+
+impl Graph {
+    /// Starts one thread per shard. They stop when the last handle is dropped.
+    pub fn start(settings: GraphSettings) -> Graph {
+        let count = settings.shards.max(1);
+        let limits = Arc::new(Limits::new(settings));
+        let gauges: Arc<[Arc<ShardGauges>]> = (0..count).map(|_| Arc::default()).collect();
+        let shards = gauges
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+                let shard = Shard::new(limits.clone());
+                let g = g.clone();
+                std::thread::Builder::new()
+                    .name(format!("graph-shard-{i}"))
+                    .spawn(move || run_shard(shard, rx, &g))
+                    .expect("spawning a shard thread");
+                tx
+            })
+            .collect();
+        Graph {
+            shards,
+            gauges,
+            limits,
+        }
+    }
+
+    pub fn settings(&self) -> &GraphSettings {
+        self.limits.settings()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Hands spans to their shards. Waits when a shard is behind, so a
+    /// burst slows the senders down instead of growing memory.
+    pub async fn ingest(&self, spans: Vec<Span>) {
+        if spans.is_empty() {
+            return;
+        }
+        for (shard, part) in self.split(spans).into_iter().enumerate() {
+            if !part.is_empty() {
+                // A closed channel means shutdown; the spans go with it.
+                let _ = self.shards[shard].send(Command::Spans(part)).await;
+            }
+        }
+    }
+
+    fn split(&self, spans: Vec<Span>) -> Vec<Vec<Span>> {
+        let n = self.shards.len();
+        if n == 1 {
+            return vec![spans];
+        }
+        let mut parts: Vec<Vec<Span>> = (0..n).map(|_| Vec::new()).collect();
+        for span in spans {
+            parts[shard_of(&span.trace_id, n)].push(span);
+        }
+        parts
+    }
+
+    /// Pairing counters summed over shards, as last published (no round trip).
+    pub fn pairing_counters(&self) -> pairing::PairingCounters {
+        let mut total = pairing::PairingCounters::default();
+        self.gauges.iter().for_each(|g| total.merge(&g.read()));
+        total
+    }
+
+    /// Advances windows and expires pending pairs in every shard.
+    pub async fn tick(&self) {
+        for shard in self.shards.iter() {
+            let _ = shard.send(Command::Tick).await;
+        }
+    }
+
+    /// The merged graph over the selected windows.
+    pub async fn view(&self, select: WindowSelect) -> GraphView {
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            if shard.send(Command::Snapshot(select, tx)).await.is_ok() {
+                replies.push(rx);
+            }
+        }
+        let mut snapshots = Vec::with_capacity(replies.len());
+        for rx in replies {
+            if let Ok(s) = rx.await {
+                snapshots.push(s);
+            }
+        }
+        merge_view(snapshots, select, self.settings().window_ms)
+    }
+}
+
+/// Routes a trace to a shard; the trace id is already random, so its low bytes will do.
+fn shard_of(trace_id: &[u8; 16], shards: usize) -> usize {
+    let low = u64::from_le_bytes(trace_id[8..16].try_into().unwrap_or([0; 8]));
+    (low % shards as u64) as usize
+}
+
+fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGauges) {
+    while let Some(command) = rx.blocking_recv() {
+        let now = now_ms();
+        match command {
+            Command::Spans(spans) => spans.iter().for_each(|s| shard.ingest(s, now)),
+            Command::Tick => shard.tick(now),
+            Command::Snapshot(select, reply) => {
+                shard.tick(now);
+                let _ = reply.send(shard.snapshot(select));
+            }
+        }
+        gauges.publish(&shard.pairing_counters());
+    }
+}
+
+/// Merges shard snapshots into one view.
+pub fn merge_view(
+    snapshots: Vec<ShardSnapshot>,
+    select: WindowSelect,
+    window_ms: u64,
+) -> GraphView {
+    let mut partial = partial::WindowPartial::default();
+    let mut pairing = pairing::PairingCounters::default();
+    let mut start = u64::MAX;
+    for s in &snapshots {
+        partial.merge(&s.partial);
+        pairing.merge(&s.pairing);
+        start = start.min(s.window_start_ms);
+    }
+    let info = view::WindowInfo::new(select, window_ms, start.min(now_ms()), now_ms());
+    GraphView::build(&partial, info, pairing)
+}
+
+/// A graph built in the caller's thread, for offline imports and benchmarks.
+pub struct OfflineGraph {
+    shard: Shard,
+    window_ms: u64,
+}
+
+impl OfflineGraph {
+    pub fn new(settings: GraphSettings) -> OfflineGraph {
+        let window_ms = settings.window_ms;
+        OfflineGraph {
+            shard: Shard::new(Arc::new(Limits::new(settings))),
+            window_ms,
+        }
+    }
+
+    pub fn ingest(&mut self, spans: &[Span]) {
+        let now = now_ms();
+        spans.iter().for_each(|s| self.shard.ingest(s, now));
+    }
+
+    /// Expires all pending pairs and returns the graph since start.
+    pub fn finish(mut self) -> GraphView {
+        self.shard.flush(now_ms());
+        let snapshot = self.shard.snapshot(WindowSelect::All);
+        merge_view(vec![snapshot], WindowSelect::All, self.window_ms)
+    }
+}

@@ -1,0 +1,166 @@
+//! How virtual nodes — peers that send no spans — get their names.
+//!
+//! Tracing backends disagree here: Grafana Tempo names a database from
+//! `peer.service`, `server.address`, `network.peer.address[:port]` and only
+//! then the `db.*` attributes, while the OpenTelemetry Collector's
+//! servicegraph connector uses `db.name`. faultline defaults to Tempo's order
+//! (it matches the conformance fixtures) and lets the pipeline pick the other.
+
+use serde::Deserialize;
+
+use super::partial::NodeKind;
+use crate::model::Attributes;
+
+/// The naming rule, set by `processors.graph.naming` in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamingRule {
+    /// Grafana Tempo's order (the default).
+    #[default]
+    Tempo,
+    /// The OpenTelemetry Collector servicegraph connector's defaults.
+    Collector,
+}
+
+/// A virtual node as a caller's attributes describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerNode {
+    pub name: String,
+    pub kind: NodeKind,
+    /// `db.system`, `db.system.name` or `messaging.system`.
+    pub system: Option<String>,
+}
+
+/// The database node a CLIENT span calls, if it is a database call at all.
+pub fn database_node(a: &Attributes, rule: NamingRule) -> Option<PeerNode> {
+    if !a.is_database() {
+        return None;
+    }
+    let name = match rule {
+        NamingRule::Tempo => address(a)
+            .or_else(|| first_of(&[&a.db_namespace, &a.db_name, &a.db_system, &a.db_system_name])),
+        NamingRule::Collector => first_of(&[&a.db_name, &a.db_namespace])
+            .or_else(|| first_of(&[&a.db_system, &a.db_system_name])),
+    }?;
+    Some(PeerNode {
+        name,
+        kind: NodeKind::Database,
+        system: first_of(&[&a.db_system, &a.db_system_name]),
+    })
+}
+
+/// The peer a caller (CLIENT/PRODUCER span) or callee of an unknown caller
+/// (root SERVER/CONSUMER span) names, used when the other side never shows up.
+pub fn peer_node(a: &Attributes, rule: NamingRule) -> Option<PeerNode> {
+    if let Some(db) = database_node(a, rule) {
+        return Some(db);
+    }
+    let named = match rule {
+        NamingRule::Tempo => address(a),
+        NamingRule::Collector => a.peer_service.clone(),
+    };
+    if let Some(name) = named {
+        return Some(PeerNode {
+            name,
+            kind: NodeKind::External,
+            system: None,
+        });
+    }
+    let destination = a.messaging_destination.clone()?;
+    Some(PeerNode {
+        name: destination,
+        kind: NodeKind::Messaging,
+        system: a.messaging_system.clone(),
+    })
+}
+
+/// `peer.service`, then `server.address`, then `network.peer.address[:port]`.
+fn address(a: &Attributes) -> Option<String> {
+    if let Some(name) = first_of(&[&a.peer_service, &a.server_address]) {
+        return Some(name);
+    }
+    let host = a
+        .network_peer_address
+        .as_deref()
+        .filter(|s| !s.is_empty())?;
+    Some(match a.network_peer_port.as_deref() {
+        Some(port) if !port.is_empty() => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    })
+}
+
+fn first_of(candidates: &[&Option<String>]) -> Option<String> {
+    candidates
+        .iter()
+        .find_map(|c| c.as_deref().filter(|s| !s.is_empty()))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+        let mut a = Attributes::default();
+        for (k, v) in pairs {
+            a.set(k, crate::model::attributes::Value::Str(v));
+        }
+        a
+    }
+
+    #[test]
+    fn tempo_order_for_databases() {
+        let rule = NamingRule::Tempo;
+        let name = |p: &[(&str, &str)]| database_node(&attrs(p), rule).map(|n| n.name);
+        assert_eq!(
+            name(&[("db.name", "a"), ("server.address", "db1")]),
+            Some("db1".into())
+        );
+        assert_eq!(
+            name(&[("db.name", "a"), ("db.namespace", "b")]),
+            Some("b".into())
+        );
+        assert_eq!(
+            name(&[("db.system", "mssql"), ("db.system.name", "x")]),
+            Some("mssql".into())
+        );
+        assert_eq!(
+            name(&[
+                ("db.system", "pg"),
+                ("network.peer.address", "h"),
+                ("network.peer.port", "5432")
+            ]),
+            Some("h:5432".into())
+        );
+        assert_eq!(name(&[("server.address", "h")]), None);
+    }
+
+    #[test]
+    fn collector_rule_prefers_db_name() {
+        let a = attrs(&[
+            ("db.name", "orders"),
+            ("server.address", "db1"),
+            ("db.system", "pg"),
+        ]);
+        let n = database_node(&a, NamingRule::Collector).unwrap();
+        assert_eq!(n.name, "orders");
+        assert_eq!(n.system.as_deref(), Some("pg"));
+    }
+
+    #[test]
+    fn peers_and_queues() {
+        let rule = NamingRule::Tempo;
+        let p = peer_node(&attrs(&[("peer.service", "geo")]), rule).unwrap();
+        assert_eq!((p.name.as_str(), p.kind), ("geo", NodeKind::External));
+        let q = peer_node(
+            &attrs(&[
+                ("messaging.system", "kafka"),
+                ("messaging.destination.name", "orders"),
+            ]),
+            rule,
+        )
+        .unwrap();
+        assert_eq!((q.name.as_str(), q.kind), ("orders", NodeKind::Messaging));
+        assert!(peer_node(&attrs(&[("net.peer.name", "loki")]), rule).is_none());
+    }
+}

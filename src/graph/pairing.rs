@@ -1,0 +1,306 @@
+//! The pairing store: holds one side of a boundary until the other arrives.
+//!
+//! A CLIENT (or PRODUCER) span is stored under its own span id; a SERVER (or
+//! CONSUMER) span under its parent's id, or under the ids of the producers
+//! it links to. When both sides of a key are present the pair becomes an
+//! edge. Spans may arrive in any order, in different requests: whichever side
+//! comes first waits, for at most the TTL. What expires unpaired becomes an
+//! edge to a virtual node when the caller named its peer, and is otherwise
+//! counted — never silently dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::naming::PeerNode;
+use crate::model::{SpanId, TraceId};
+
+pub type PairKey = (TraceId, SpanId);
+
+/// The caller's side of a boundary.
+#[derive(Debug, Clone)]
+pub struct ClientSide {
+    pub service: Arc<str>,
+    pub duration_ns: u64,
+    pub end_unix_nano: u64,
+    pub failed: bool,
+    /// The peer the caller named, used if no server side ever arrives.
+    pub peer: Option<PeerNode>,
+    /// A PRODUCER: may pair with several consumers, so it stays until its TTL.
+    pub producer: bool,
+}
+
+/// The callee's side of a boundary.
+#[derive(Debug, Clone)]
+pub struct ServerSide {
+    pub service: Arc<str>,
+    pub duration_ns: u64,
+    pub start_unix_nano: u64,
+    pub failed: bool,
+    pub consumer: bool,
+}
+
+/// What pairing produced.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Both sides were seen.
+    Pair(ClientSide, ServerSide),
+    /// The caller's peer never sent spans; the edge goes to a virtual node.
+    ToPeer(ClientSide, PeerNode),
+}
+
+/// Counts of what happened to stored spans, shown by the API and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PairingCounters {
+    /// Spans waiting for their other side right now.
+    pub pending: u64,
+    /// Boundaries where both sides were seen.
+    pub paired: u64,
+    /// Expired CLIENT/PRODUCER spans turned into edges to a virtual node.
+    pub expired_to_virtual: u64,
+    /// Expired CLIENT/PRODUCER spans with no peer to name (no edge).
+    pub expired_client: u64,
+    /// Expired SERVER/CONSUMER spans whose caller never arrived (no edge).
+    pub expired_server: u64,
+    /// Spans not stored because the store was full (`max_items`).
+    pub dropped: u64,
+}
+
+impl PairingCounters {
+    pub fn merge(&mut self, other: &PairingCounters) {
+        self.pending += other.pending;
+        self.paired += other.paired;
+        self.expired_to_virtual += other.expired_to_virtual;
+        self.expired_client += other.expired_client;
+        self.expired_server += other.expired_server;
+        self.dropped += other.dropped;
+    }
+}
+
+struct Pending {
+    deadline_ms: u64,
+    client: Option<ClientSide>,
+    servers: Vec<ServerSide>,
+    /// A producer that already paired with a consumer.
+    matched: bool,
+}
+
+pub struct PairingStore {
+    map: HashMap<PairKey, Pending, ahash::RandomState>,
+    /// Keys in insertion order; with one TTL that is also deadline order.
+    queue: VecDeque<(u64, PairKey)>,
+    ttl_ms: u64,
+    max_items: usize,
+    counters: PairingCounters,
+}
+
+impl PairingStore {
+    pub fn new(ttl_ms: u64, max_items: usize) -> PairingStore {
+        PairingStore {
+            map: HashMap::default(),
+            queue: VecDeque::new(),
+            ttl_ms,
+            max_items,
+            counters: PairingCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> PairingCounters {
+        PairingCounters {
+            pending: self.map.len() as u64,
+            ..self.counters
+        }
+    }
+
+    pub fn add_client(
+        &mut self,
+        key: PairKey,
+        client: ClientSide,
+        now_ms: u64,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(entry) = self.entry(key, now_ms) else {
+            return;
+        };
+        if entry.servers.is_empty() {
+            entry.client = Some(client);
+            return;
+        }
+        for server in entry.servers.drain(..) {
+            out.push(Outcome::Pair(client.clone(), server));
+        }
+        let producer = client.producer;
+        if producer {
+            entry.matched = true;
+            entry.client = Some(client);
+        } else {
+            self.map.remove(&key);
+        }
+        self.counters.paired += 1;
+    }
+
+    pub fn add_server(
+        &mut self,
+        key: PairKey,
+        server: ServerSide,
+        now_ms: u64,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(entry) = self.entry(key, now_ms) else {
+            return;
+        };
+        let Some(client) = &entry.client else {
+            entry.servers.push(server);
+            return;
+        };
+        out.push(Outcome::Pair(client.clone(), server));
+        // A producer stays for further consumers; it counts as paired once.
+        let first_match = !entry.matched;
+        if client.producer {
+            entry.matched = true;
+        } else {
+            self.map.remove(&key);
+        }
+        if first_match {
+            self.counters.paired += 1;
+        }
+    }
+
+    /// The entry for `key`, created if the store has room.
+    fn entry(&mut self, key: PairKey, now_ms: u64) -> Option<&mut Pending> {
+        if !self.map.contains_key(&key) {
+            if self.map.len() >= self.max_items {
+                self.counters.dropped += 1;
+                return None;
+            }
+            let deadline_ms = now_ms + self.ttl_ms;
+            self.queue.push_back((deadline_ms, key));
+            self.map.insert(
+                key,
+                Pending {
+                    deadline_ms,
+                    client: None,
+                    servers: Vec::new(),
+                    matched: false,
+                },
+            );
+        }
+        self.map.get_mut(&key)
+    }
+
+    /// Expires every entry whose TTL ended at `now_ms`.
+    pub fn expire(&mut self, now_ms: u64, out: &mut Vec<Outcome>) {
+        while let Some(&(deadline, key)) = self.queue.front() {
+            if deadline > now_ms {
+                break;
+            }
+            self.queue.pop_front();
+            let stale = self.map.get(&key).is_none_or(|p| p.deadline_ms != deadline);
+            if stale {
+                continue;
+            }
+            if let Some(pending) = self.map.remove(&key) {
+                self.settle(pending, out);
+            }
+        }
+    }
+
+    /// Expires everything now (end of an offline import, shutdown).
+    pub fn expire_all(&mut self, out: &mut Vec<Outcome>) {
+        self.expire(u64::MAX, out);
+    }
+
+    fn settle(&mut self, pending: Pending, out: &mut Vec<Outcome>) {
+        self.counters.expired_server += pending.servers.len() as u64;
+        let Some(client) = pending.client else { return };
+        if pending.matched {
+            return;
+        }
+        match client.peer.clone() {
+            Some(peer) => {
+                self.counters.expired_to_virtual += 1;
+                out.push(Outcome::ToPeer(client, peer));
+            }
+            None => self.counters.expired_client += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::partial::NodeKind;
+
+    fn client(producer: bool, peer: Option<&str>) -> ClientSide {
+        ClientSide {
+            service: "a".into(),
+            duration_ns: 10,
+            end_unix_nano: 100,
+            failed: false,
+            peer: peer.map(|p| PeerNode {
+                name: p.into(),
+                kind: NodeKind::External,
+                system: None,
+            }),
+            producer,
+        }
+    }
+
+    fn server(name: &str) -> ServerSide {
+        ServerSide {
+            service: name.into(),
+            duration_ns: 5,
+            start_unix_nano: 120,
+            failed: false,
+            consumer: false,
+        }
+    }
+
+    #[test]
+    fn pairs_in_either_order() {
+        let mut s = PairingStore::new(1000, 10);
+        let mut out = vec![];
+        s.add_server(([1; 16], [1; 8]), server("b"), 0, &mut out);
+        assert!(out.is_empty());
+        s.add_client(([1; 16], [1; 8]), client(false, None), 5, &mut out);
+        assert_eq!(out.len(), 1);
+        s.add_client(([2; 16], [1; 8]), client(false, None), 5, &mut out);
+        s.add_server(([2; 16], [1; 8]), server("b"), 6, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(s.counters().pending, 0);
+        assert_eq!(s.counters().paired, 2);
+    }
+
+    #[test]
+    fn producers_pair_with_every_consumer() {
+        let mut s = PairingStore::new(1000, 10);
+        let mut out = vec![];
+        let key = ([1; 16], [1; 8]);
+        s.add_server(key, server("c1"), 0, &mut out);
+        s.add_client(key, client(true, None), 1, &mut out);
+        s.add_server(key, server("c2"), 2, &mut out);
+        assert_eq!(out.len(), 2);
+        s.expire(2000, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(s.counters().expired_client, 0);
+    }
+
+    #[test]
+    fn expiry_makes_virtual_edges_or_counts() {
+        let mut s = PairingStore::new(1000, 2);
+        let mut out = vec![];
+        s.add_client(([1; 16], [1; 8]), client(false, Some("geo")), 0, &mut out);
+        s.add_server(([1; 16], [2; 8]), server("b"), 0, &mut out);
+        s.add_server(([1; 16], [3; 8]), server("b"), 0, &mut out);
+        s.expire(999, &mut out);
+        assert!(out.is_empty());
+        s.expire(1000, &mut out);
+        assert!(matches!(&out[0], Outcome::ToPeer(_, p) if p.name == "geo"));
+        let c = s.counters();
+        assert_eq!(
+            (c.expired_to_virtual, c.expired_server, c.dropped, c.pending),
+            (1, 1, 1, 0)
+        );
+    }
+}

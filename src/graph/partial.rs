@@ -1,0 +1,121 @@
+//! [`WindowPartial`]: one window's nodes and edges, as one shard saw them.
+//!
+//! Partials are the unit of merging: shards, windows (and later, aggregators
+//! on other machines) each hold partials, and a read merges them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::stats::{EdgeStats, NodeStats};
+
+/// What a node stands for. Only `Service` nodes send spans; the others are
+/// virtual, named from the callers' attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Service,
+    Database,
+    Messaging,
+    External,
+}
+
+/// What crosses an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// A CLIENT span paired with its SERVER span.
+    Rpc,
+    /// A PRODUCER span paired with a CONSUMER span.
+    Messaging,
+    /// A CLIENT span to a database or cache (no server side is expected).
+    Database,
+    /// A call from or to a peer that sends no spans.
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeKey {
+    pub source: Arc<str>,
+    pub target: Arc<str>,
+    pub kind: EdgeKind,
+}
+
+/// A node's identity plus its statistics in one window.
+#[derive(Clone)]
+pub struct NodeEntry {
+    pub kind: NodeKind,
+    /// `db.system` / `messaging.system` of a virtual node (`redis`, `kafka`).
+    pub system: Option<Arc<str>>,
+    pub stats: NodeStats,
+}
+
+#[derive(Clone, Default)]
+pub struct WindowPartial {
+    pub nodes: HashMap<Arc<str>, NodeEntry>,
+    pub edges: HashMap<EdgeKey, EdgeStats>,
+}
+
+impl WindowPartial {
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.edges.is_empty()
+    }
+
+    /// The node's entry, created with zero counts when first seen.
+    pub fn node(&mut self, name: &Arc<str>, kind: NodeKind) -> &mut NodeEntry {
+        if !self.nodes.contains_key(name) {
+            self.nodes.insert(name.clone(), NodeEntry::new(kind, None));
+        }
+        self.nodes.get_mut(name).expect("inserted just above")
+    }
+
+    pub fn edge(&mut self, key: &EdgeKey) -> &mut EdgeStats {
+        if !self.edges.contains_key(key) {
+            self.edges.insert(key.clone(), EdgeStats::default());
+        }
+        self.edges.get_mut(key).expect("inserted just above")
+    }
+
+    pub fn merge(&mut self, other: &WindowPartial) {
+        for (name, entry) in &other.nodes {
+            match self.nodes.get_mut(name) {
+                Some(mine) => mine.merge(entry),
+                None => {
+                    self.nodes.insert(name.clone(), entry.clone());
+                }
+            }
+        }
+        for (key, stats) in &other.edges {
+            self.edge(key).merge(stats);
+        }
+    }
+
+    /// Shrinks the histograms to their encoded form once the window is closed.
+    pub fn compact(&mut self) {
+        self.nodes.values_mut().for_each(|n| n.stats.compact());
+        self.edges.values_mut().for_each(EdgeStats::compact);
+    }
+}
+
+impl NodeEntry {
+    pub fn new(kind: NodeKind, system: Option<Arc<str>>) -> NodeEntry {
+        NodeEntry {
+            kind,
+            system,
+            stats: NodeStats::default(),
+        }
+    }
+
+    fn merge(&mut self, other: &NodeEntry) {
+        // A name first seen as a virtual peer may later send spans itself:
+        // the service identity wins, since it is what the user deploys.
+        if other.kind == NodeKind::Service {
+            self.kind = NodeKind::Service;
+        }
+        if self.system.is_none() {
+            self.system.clone_from(&other.system);
+        }
+        self.stats.merge(&other.stats);
+    }
+}

@@ -1,0 +1,291 @@
+//! [`Shard`]: one aggregator — a pairing store and its windows, owned by one thread.
+//!
+//! Spans are routed to shards by trace id, so both sides of every boundary
+//! meet in the same shard and no shard ever shares mutable state with
+//! another: the hot path takes no lock. Reads ask each shard for a merged
+//! partial and merge those.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::naming::{database_node, peer_node, PeerNode};
+use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
+use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
+use super::settings::{Limits, OVERFLOW};
+use super::window::{WindowSelect, Windows};
+use crate::model::{Span, SpanKind};
+
+/// The name of the virtual caller of a root SERVER span, as in Tempo.
+pub const USER_NODE: &str = "user";
+
+/// What a shard returns to a read.
+pub struct ShardSnapshot {
+    pub partial: WindowPartial,
+    pub window_start_ms: u64,
+    pub pairing: PairingCounters,
+}
+
+pub struct Shard {
+    limits: Arc<Limits>,
+    pairing: PairingStore,
+    windows: Windows,
+    /// Names this shard has admitted; also its interner.
+    known: HashSet<Arc<str>, ahash::RandomState>,
+    known_edges: HashSet<EdgeKey, ahash::RandomState>,
+    known_ops: HashSet<(Arc<str>, Arc<str>), ahash::RandomState>,
+    /// Interned operation names (kept apart from node names, which are admitted).
+    op_names: HashSet<Arc<str>, ahash::RandomState>,
+    overflow: Arc<str>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Shard {
+    pub fn new(limits: Arc<Limits>) -> Shard {
+        let s = limits.settings();
+        Shard {
+            pairing: PairingStore::new(s.pairing_ttl_ms, s.max_pending),
+            windows: Windows::new(s.window_ms, s.windows_kept),
+            limits,
+            known: HashSet::default(),
+            known_edges: HashSet::default(),
+            known_ops: HashSet::default(),
+            op_names: HashSet::default(),
+            overflow: OVERFLOW.into(),
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// Adds one span as seen at `now_ms`.
+    pub fn ingest(&mut self, span: &Span, now_ms: u64) {
+        let service = self.node_name(span.service());
+        let failed = span.is_error();
+        let duration = span.duration_nanos();
+        if span.kind.is_inbound() || span.is_root() {
+            let op = self.operation(&service, &span.name);
+            let node = self
+                .windows
+                .current(now_ms)
+                .node(&service, NodeKind::Service);
+            node.kind = NodeKind::Service;
+            node.stats.calls.record(duration, failed);
+            node.stats
+                .operations
+                .entry(op)
+                .or_default()
+                .record(duration, failed);
+        } else {
+            self.windows
+                .current(now_ms)
+                .node(&service, NodeKind::Service)
+                .kind = NodeKind::Service;
+        }
+        match span.kind {
+            SpanKind::Client | SpanKind::Producer => self.outbound(span, service, now_ms),
+            SpanKind::Server | SpanKind::Consumer => self.inbound(span, service, now_ms),
+            _ => {}
+        }
+        self.settle(now_ms);
+    }
+
+    fn outbound(&mut self, span: &Span, service: Arc<str>, now_ms: u64) {
+        let naming = self.limits.settings().naming;
+        let client = ClientSide {
+            service,
+            duration_ns: span.duration_nanos(),
+            end_unix_nano: span.end_unix_nano,
+            failed: span.is_error(),
+            peer: None,
+            producer: span.kind == SpanKind::Producer,
+        };
+        if span.kind == SpanKind::Client {
+            if let Some(db) = database_node(&span.attributes, naming) {
+                self.outcomes.push(Outcome::ToPeer(client, db));
+                return;
+            }
+        }
+        let client = ClientSide {
+            peer: peer_node(&span.attributes, naming),
+            ..client
+        };
+        let key = (span.trace_id, span.span_id);
+        self.pairing
+            .add_client(key, client, now_ms, &mut self.outcomes);
+    }
+
+    fn inbound(&mut self, span: &Span, service: Arc<str>, now_ms: u64) {
+        let server = ServerSide {
+            service,
+            duration_ns: span.duration_nanos(),
+            start_unix_nano: span.start_unix_nano,
+            failed: span.is_error(),
+            consumer: span.kind == SpanKind::Consumer,
+        };
+        if span.kind == SpanKind::Consumer && !span.links.is_empty() {
+            for link in &span.links {
+                let key = (link.trace_id, link.span_id);
+                self.pairing
+                    .add_server(key, server.clone(), now_ms, &mut self.outcomes);
+            }
+        } else if let Some(parent) = span.parent_span_id {
+            let key = (span.trace_id, parent);
+            self.pairing
+                .add_server(key, server, now_ms, &mut self.outcomes);
+        } else {
+            // A root SERVER/CONSUMER span: no caller will ever report, so the
+            // edge comes from the peer it names, or from "user".
+            let naming = self.limits.settings().naming;
+            let caller = peer_node(&span.attributes, naming).unwrap_or_else(|| PeerNode {
+                name: USER_NODE.into(),
+                kind: NodeKind::External,
+                system: None,
+            });
+            self.record_from_peer(caller, server, now_ms);
+        }
+    }
+
+    /// Advances windows and expires pending pairs (called every tick).
+    pub fn tick(&mut self, now_ms: u64) {
+        self.windows.advance(now_ms);
+        self.pairing.expire(now_ms, &mut self.outcomes);
+        self.settle(now_ms);
+    }
+
+    /// Expires every pending pair now, as at the end of an offline import.
+    pub fn flush(&mut self, now_ms: u64) {
+        self.pairing.expire_all(&mut self.outcomes);
+        self.settle(now_ms);
+    }
+
+    pub fn pairing_counters(&self) -> PairingCounters {
+        self.pairing.counters()
+    }
+
+    pub fn snapshot(&self, select: WindowSelect) -> ShardSnapshot {
+        let (partial, window_start_ms) = self.windows.select(select);
+        ShardSnapshot {
+            partial,
+            window_start_ms,
+            pairing: self.pairing.counters(),
+        }
+    }
+
+    fn settle(&mut self, now_ms: u64) {
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        for outcome in outcomes.drain(..) {
+            match outcome {
+                Outcome::Pair(client, server) => self.record_pair(client, server, now_ms),
+                Outcome::ToPeer(client, peer) => self.record_to_peer(client, peer, now_ms),
+            }
+        }
+        self.outcomes = outcomes;
+    }
+
+    fn record_pair(&mut self, client: ClientSide, server: ServerSide, now_ms: u64) {
+        let messaging = client.producer || server.consumer;
+        let kind = if messaging {
+            EdgeKind::Messaging
+        } else {
+            EdgeKind::Rpc
+        };
+        let key = self.edge_key(client.service, server.service, kind);
+        let edge = self.windows.current(now_ms).edge(&key);
+        edge.calls += 1;
+        edge.errors += u64::from(client.failed || server.failed);
+        edge.client.record(client.duration_ns);
+        edge.server.record(server.duration_ns);
+        if messaging && server.start_unix_nano >= client.end_unix_nano {
+            edge.queue
+                .record(server.start_unix_nano - client.end_unix_nano);
+        }
+    }
+
+    fn record_to_peer(&mut self, client: ClientSide, peer: PeerNode, now_ms: u64) {
+        let target = self.virtual_node(&peer, now_ms);
+        let key = self.edge_key(client.service, target.clone(), edge_kind_to(peer.kind));
+        let window = self.windows.current(now_ms);
+        let edge = window.edge(&key);
+        edge.calls += 1;
+        edge.errors += u64::from(client.failed);
+        edge.client.record(client.duration_ns);
+        let node = window.node(&target, peer.kind);
+        node.stats.calls.record(client.duration_ns, client.failed);
+    }
+
+    fn record_from_peer(&mut self, caller: PeerNode, server: ServerSide, now_ms: u64) {
+        let source = self.virtual_node(&caller, now_ms);
+        let key = self.edge_key(source, server.service, edge_kind_to(caller.kind));
+        let edge = self.windows.current(now_ms).edge(&key);
+        edge.calls += 1;
+        edge.errors += u64::from(server.failed);
+        // The caller's own latency is unknown; the server's is the best bound.
+        edge.client.record(server.duration_ns);
+        edge.server.record(server.duration_ns);
+    }
+
+    /// Registers a virtual node in the current window and returns its name.
+    fn virtual_node(&mut self, peer: &PeerNode, now_ms: u64) -> Arc<str> {
+        let name = self.node_name(&peer.name);
+        let node = self.windows.current(now_ms).node(&name, peer.kind);
+        if node.system.is_none() {
+            node.system = peer.system.as_deref().map(Arc::from);
+        }
+        name
+    }
+
+    /// The interned, admitted name for a node (or the overflow node).
+    fn node_name(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.known.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = name.into();
+        if !self.limits.admit_node(&name) {
+            return self.overflow.clone();
+        }
+        self.known.insert(name.clone());
+        name
+    }
+
+    fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> EdgeKey {
+        let key = EdgeKey {
+            source,
+            target,
+            kind,
+        };
+        if self.known_edges.contains(&key) {
+            return key;
+        }
+        if !self.limits.admit_edge(&key) {
+            let o = self.overflow.clone();
+            return EdgeKey {
+                source: o.clone(),
+                target: o,
+                kind,
+            };
+        }
+        self.known_edges.insert(key.clone());
+        key
+    }
+
+    fn operation(&mut self, node: &Arc<str>, op: &str) -> Arc<str> {
+        // Look up without allocating: operations repeat on nearly every span.
+        let name = self.op_names.get(op).cloned().unwrap_or_else(|| op.into());
+        let probe = (node.clone(), name);
+        if self.known_ops.contains(&probe) {
+            return probe.1;
+        }
+        if !self.limits.admit_operation(&probe.0, &probe.1) {
+            return self.overflow.clone();
+        }
+        self.op_names.insert(probe.1.clone());
+        self.known_ops.insert(probe.clone());
+        probe.1
+    }
+}
+
+fn edge_kind_to(kind: NodeKind) -> EdgeKind {
+    match kind {
+        NodeKind::Database => EdgeKind::Database,
+        NodeKind::Messaging => EdgeKind::Messaging,
+        NodeKind::Service | NodeKind::External => EdgeKind::External,
+    }
+}

@@ -1,0 +1,259 @@
+//! Mergeable statistics: counters and HDR latency histograms.
+//!
+//! Everything here merges exactly (counts add, histograms add bucket by
+//! bucket), so per-shard and per-window partials can be combined in any
+//! order — on read today, across aggregators later — without averaging
+//! percentiles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Three significant digits: values are kept to 0.1% of their size.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A latency distribution: the histogram in microseconds, the sum in
+/// nanoseconds (so means stay exact even for sub-microsecond remainders).
+///
+/// The live window holds a dense, auto-resizing histogram (fast to record
+/// into); closed windows hold the HDR V2 encoding, which is ~100× smaller and
+/// is the standard interchange form other HDR implementations read.
+#[derive(Clone, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub sum_ns: u64,
+    repr: Repr,
+}
+
+#[derive(Clone, Default)]
+enum Repr {
+    #[default]
+    Empty,
+    Dense(Box<Histogram<u64>>),
+    Encoded(Arc<[u8]>),
+}
+
+/// Percentiles in milliseconds, as the API reports them.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LatencySummary {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid HDR setting")
+}
+
+impl Latency {
+    pub fn record(&mut self, ns: u64) {
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+        // Auto-resizing histograms accept any u64, so this cannot fail.
+        let _ = self.dense().record(ns / 1000);
+    }
+
+    fn dense(&mut self) -> &mut Histogram<u64> {
+        if !matches!(self.repr, Repr::Dense(_)) {
+            let h = self.decoded().unwrap_or_else(new_histogram);
+            self.repr = Repr::Dense(Box::new(h));
+        }
+        match &mut self.repr {
+            Repr::Dense(h) => h,
+            _ => unreachable!("made dense just above"),
+        }
+    }
+
+    fn decoded(&self) -> Option<Histogram<u64>> {
+        match &self.repr {
+            Repr::Empty => None,
+            Repr::Dense(h) => Some((**h).clone()),
+            Repr::Encoded(bytes) => Deserializer::new()
+                .deserialize(&mut &bytes[..])
+                .map_err(|e| tracing::error!(error = ?e, "corrupt HDR encoding"))
+                .ok(),
+        }
+    }
+
+    /// Adds `other` into `self`, exactly.
+    pub fn merge(&mut self, other: &Latency) {
+        if other.count == 0 {
+            return;
+        }
+        self.count += other.count;
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        let add = match &other.repr {
+            Repr::Empty => return,
+            Repr::Dense(h) => std::borrow::Cow::Borrowed(&**h),
+            Repr::Encoded(_) => match other.decoded() {
+                Some(h) => std::borrow::Cow::Owned(h),
+                None => return,
+            },
+        };
+        let _ = self.dense().add(&*add);
+    }
+
+    /// Replaces the dense histogram by its V2 encoding (for closed windows).
+    pub fn compact(&mut self) {
+        if let Repr::Dense(h) = &self.repr {
+            let mut buf = Vec::new();
+            if V2Serializer::new().serialize(h, &mut buf).is_ok() {
+                self.repr = Repr::Encoded(buf.into());
+            }
+        }
+    }
+
+    /// The HDR V2 encoding of this distribution (empty when nothing was recorded).
+    pub fn encoded(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Some(h) = self.decoded() {
+            let _ = V2Serializer::new().serialize(&h, &mut buf);
+        }
+        buf
+    }
+
+    /// The quantile `q` (0..=1) in microseconds, or `None` when empty.
+    pub fn quantile_us(&self, q: f64) -> Option<u64> {
+        let h = self.histogram()?;
+        Some(h.value_at_quantile(q))
+    }
+
+    fn histogram(&self) -> Option<std::borrow::Cow<'_, Histogram<u64>>> {
+        match &self.repr {
+            Repr::Dense(h) if self.count > 0 => Some(std::borrow::Cow::Borrowed(&**h)),
+            _ if self.count > 0 => self.decoded().map(std::borrow::Cow::Owned),
+            _ => None,
+        }
+    }
+
+    pub fn summary(&self) -> Option<LatencySummary> {
+        let h = self.histogram()?;
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(LatencySummary {
+            mean: self.sum_ns as f64 / self.count as f64 / 1e6,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        })
+    }
+}
+
+/// Calls, errors and latency of one thing (a node, an operation).
+#[derive(Clone, Default)]
+pub struct CallStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: Latency,
+}
+
+impl CallStats {
+    pub fn record(&mut self, ns: u64, failed: bool) {
+        self.calls += 1;
+        self.errors += u64::from(failed);
+        self.latency.record(ns);
+    }
+
+    pub fn merge(&mut self, other: &CallStats) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+
+    pub fn compact(&mut self) {
+        self.latency.compact();
+    }
+}
+
+/// One edge's calls: the client side's latency, the server side's where it
+/// was seen, and for messaging the time a message waited in the queue.
+#[derive(Clone, Default)]
+pub struct EdgeStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub client: Latency,
+    pub server: Latency,
+    pub queue: Latency,
+}
+
+impl EdgeStats {
+    pub fn merge(&mut self, other: &EdgeStats) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.client.merge(&other.client);
+        self.server.merge(&other.server);
+        self.queue.merge(&other.queue);
+    }
+
+    pub fn compact(&mut self) {
+        self.client.compact();
+        self.server.compact();
+        self.queue.compact();
+    }
+}
+
+/// A node's inbound calls, with the same split per operation (span name).
+#[derive(Clone, Default)]
+pub struct NodeStats {
+    pub calls: CallStats,
+    pub operations: HashMap<Arc<str>, CallStats>,
+}
+
+impl NodeStats {
+    pub fn merge(&mut self, other: &NodeStats) {
+        self.calls.merge(&other.calls);
+        for (op, stats) in &other.operations {
+            self.operations.entry(op.clone()).or_default().merge(stats);
+        }
+    }
+
+    pub fn compact(&mut self) {
+        self.calls.compact();
+        self.operations.values_mut().for_each(CallStats::compact);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_of_encoded_partials_is_exact() {
+        let mut a = Latency::default();
+        let mut b = Latency::default();
+        let mut all = Latency::default();
+        for v in 1..=1000u64 {
+            let target = if v % 3 == 0 { &mut a } else { &mut b };
+            target.record(v * 7000);
+            all.record(v * 7000);
+        }
+        a.compact();
+        let mut merged = Latency::default();
+        merged.merge(&a);
+        merged.merge(&b);
+        assert_eq!(merged.count, 1000);
+        assert_eq!(merged.sum_ns, all.sum_ns);
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(merged.quantile_us(q), all.quantile_us(q));
+        }
+    }
+
+    #[test]
+    fn compact_keeps_percentiles() {
+        let mut l = Latency::default();
+        for v in 0..5000u64 {
+            l.record(v * 1000);
+        }
+        let before = l.summary().unwrap();
+        l.compact();
+        assert_eq!(l.summary().unwrap(), before);
+        assert!(l.encoded().len() < 16 * 1024);
+    }
+}

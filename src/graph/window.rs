@@ -1,0 +1,139 @@
+//! Tumbling time windows of [`WindowPartial`]s.
+//!
+//! Windows are aligned to the epoch (`index = time / length`), so every shard
+//! — and later every aggregator — cuts the same windows and their partials
+//! merge by index. Windows older than the retained ones are merged into one
+//! `evicted` partial, which keeps "everything since start" exact in bounded
+//! memory.
+
+use std::collections::VecDeque;
+
+use super::partial::WindowPartial;
+
+/// Which windows a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSelect {
+    /// The window in progress.
+    Current,
+    /// The window in progress and the N-1 before it.
+    Last(usize),
+    /// Everything since start.
+    All,
+}
+
+pub struct Windows {
+    length_ms: u64,
+    keep: usize,
+    current_index: u64,
+    current: WindowPartial,
+    /// Closed windows, oldest first, histograms compacted.
+    closed: VecDeque<(u64, WindowPartial)>,
+    evicted: WindowPartial,
+}
+
+impl Windows {
+    /// `keep` counts the current window too; at least one is kept.
+    pub fn new(length_ms: u64, keep: usize) -> Windows {
+        Windows {
+            length_ms: length_ms.max(1),
+            keep: keep.max(1),
+            current_index: 0,
+            current: WindowPartial::default(),
+            closed: VecDeque::new(),
+            evicted: WindowPartial::default(),
+        }
+    }
+
+    pub fn length_ms(&self) -> u64 {
+        self.length_ms
+    }
+
+    /// The partial to record into at `now_ms`, closing windows that ended.
+    pub fn current(&mut self, now_ms: u64) -> &mut WindowPartial {
+        self.advance(now_ms);
+        &mut self.current
+    }
+
+    /// Closes the current window if `now_ms` lies past it.
+    pub fn advance(&mut self, now_ms: u64) {
+        let index = now_ms / self.length_ms;
+        if index <= self.current_index {
+            return;
+        }
+        let mut done = std::mem::take(&mut self.current);
+        if !done.is_empty() {
+            done.compact();
+            self.closed.push_back((self.current_index, done));
+        }
+        self.current_index = index;
+        while self.closed.len() + 1 > self.keep {
+            if let Some((_, old)) = self.closed.pop_front() {
+                self.evicted.merge(&old);
+            }
+        }
+        // Drop closed windows that fell out of the retained range even if no
+        // spans arrived for a while, so `Last(n)` means wall-clock windows.
+        let oldest_kept = index.saturating_sub(self.keep as u64 - 1);
+        while self.closed.front().is_some_and(|(i, _)| *i < oldest_kept) {
+            if let Some((_, old)) = self.closed.pop_front() {
+                self.evicted.merge(&old);
+            }
+        }
+    }
+
+    /// Merges the selected windows into one partial; returns it with the
+    /// start of the earliest window covered (ms since the epoch).
+    pub fn select(&self, select: WindowSelect) -> (WindowPartial, u64) {
+        let mut out = self.current.clone();
+        let first = match select {
+            WindowSelect::Current => self.current_index,
+            WindowSelect::Last(n) => self.current_index.saturating_sub(n.max(1) as u64 - 1),
+            WindowSelect::All => 0,
+        };
+        for (index, partial) in &self.closed {
+            if *index >= first {
+                out.merge(partial);
+            }
+        }
+        if select == WindowSelect::All {
+            out.merge(&self.evicted);
+        }
+        (out, first * self.length_ms)
+    }
+
+    pub fn current_start_ms(&self) -> u64 {
+        self.current_index * self.length_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::partial::NodeKind;
+
+    fn calls(w: &Windows, sel: WindowSelect) -> u64 {
+        let (p, _) = w.select(sel);
+        p.nodes.values().map(|n| n.stats.calls.calls).sum()
+    }
+
+    #[test]
+    fn windows_rotate_and_all_stays_exact() {
+        let mut w = Windows::new(10_000, 3);
+        let name: std::sync::Arc<str> = "a".into();
+        for second in 0..100u64 {
+            let p = w.current(second * 1000);
+            p.node(&name, NodeKind::Service)
+                .stats
+                .calls
+                .record(5, false);
+        }
+        assert_eq!(calls(&w, WindowSelect::Current), 10);
+        assert_eq!(calls(&w, WindowSelect::Last(2)), 20);
+        assert_eq!(calls(&w, WindowSelect::Last(30)), 30);
+        assert_eq!(calls(&w, WindowSelect::All), 100);
+        // A long pause drops all retained windows into `evicted`.
+        w.advance(1_000_000);
+        assert_eq!(calls(&w, WindowSelect::Last(3)), 0);
+        assert_eq!(calls(&w, WindowSelect::All), 100);
+    }
+}

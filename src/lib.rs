@@ -1,0 +1,15 @@
+//! faultline: finds the failures that live between services.
+//!
+//! A span's way through the crate reads top to bottom:
+//! [`receivers`] decode OTLP and exported files into the shared [`model`];
+//! [`graph`] pairs spans across service boundaries and aggregates them in
+//! windows; [`api`] serves the graph; [`config`] wires it all from one
+//! pipeline YAML file; [`cli`] holds the user's jobs.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod graph;
+pub mod model;
+pub mod receivers;
+pub mod telemetry;

@@ -1,0 +1,161 @@
+//! The handful of span and resource attributes the graph needs.
+//!
+//! Receivers see every attribute but keep only these, so a span costs a few
+//! optional strings instead of a map: the graph never looks anything else up.
+
+use super::semconv as sc;
+
+/// A typed attribute value as receivers hand it over. Only strings and
+/// integers matter to the graph; other types are ignored by [`Attributes::set`].
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// The semantic-convention attributes the graph, naming rules and operators use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    pub peer_service: Option<String>,
+    pub server_address: Option<String>,
+    pub network_peer_address: Option<String>,
+    pub network_peer_port: Option<String>,
+    pub db_system: Option<String>,
+    pub db_system_name: Option<String>,
+    pub db_name: Option<String>,
+    pub db_namespace: Option<String>,
+    pub messaging_system: Option<String>,
+    pub messaging_destination: Option<String>,
+    pub messaging_message_id: Option<String>,
+    pub http_status_code: Option<i64>,
+    pub rpc_grpc_status_code: Option<i64>,
+    pub http_resend_count: Option<i64>,
+}
+
+impl Attributes {
+    /// Keeps `value` if `key` is one the graph reads. Returns whether it was kept.
+    pub fn set(&mut self, key: &str, value: Value<'_>) -> bool {
+        match key {
+            sc::HTTP_STATUS_CODE | sc::HTTP_STATUS_CODE_LEGACY => {
+                self.http_status_code = value.as_int();
+                true
+            }
+            sc::RPC_GRPC_STATUS_CODE => {
+                self.rpc_grpc_status_code = value.as_int();
+                true
+            }
+            sc::HTTP_RESEND_COUNT => {
+                self.http_resend_count = value.as_int();
+                true
+            }
+            _ => match self.string_slot(key) {
+                Some(slot) => {
+                    *slot = Some(value.to_string_value());
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn string_slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key {
+            sc::PEER_SERVICE => &mut self.peer_service,
+            sc::SERVER_ADDRESS => &mut self.server_address,
+            sc::NETWORK_PEER_ADDRESS => &mut self.network_peer_address,
+            sc::NETWORK_PEER_PORT => &mut self.network_peer_port,
+            sc::DB_SYSTEM => &mut self.db_system,
+            sc::DB_SYSTEM_NAME => &mut self.db_system_name,
+            sc::DB_NAME => &mut self.db_name,
+            sc::DB_NAMESPACE => &mut self.db_namespace,
+            sc::MESSAGING_SYSTEM => &mut self.messaging_system,
+            sc::MESSAGING_DESTINATION | sc::MESSAGING_DESTINATION_LEGACY => {
+                &mut self.messaging_destination
+            }
+            sc::MESSAGING_MESSAGE_ID => &mut self.messaging_message_id,
+            _ => return None,
+        })
+    }
+
+    /// Fills every attribute still unset from `other` (the resource's
+    /// attributes): a span's own value always wins over its resource's.
+    pub fn fill_from(&mut self, other: &Attributes) {
+        fn fill<T: Clone>(slot: &mut Option<T>, from: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(from);
+            }
+        }
+        fill(&mut self.peer_service, &other.peer_service);
+        fill(&mut self.server_address, &other.server_address);
+        fill(&mut self.network_peer_address, &other.network_peer_address);
+        fill(&mut self.network_peer_port, &other.network_peer_port);
+        fill(&mut self.db_system, &other.db_system);
+        fill(&mut self.db_system_name, &other.db_system_name);
+        fill(&mut self.db_name, &other.db_name);
+        fill(&mut self.db_namespace, &other.db_namespace);
+        fill(&mut self.messaging_system, &other.messaging_system);
+        fill(
+            &mut self.messaging_destination,
+            &other.messaging_destination,
+        );
+    }
+
+    /// True when any attribute says the span talks to a database or cache.
+    pub fn is_database(&self) -> bool {
+        self.db_system.is_some()
+            || self.db_system_name.is_some()
+            || self.db_name.is_some()
+            || self.db_namespace.is_some()
+    }
+
+    /// True when the resource carries any attribute [`Attributes::fill_from`] copies.
+    pub fn is_empty(&self) -> bool {
+        *self == Attributes::default()
+    }
+}
+
+impl Value<'_> {
+    fn as_int(self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(i),
+            Value::Str(s) => s.trim().parse().ok(),
+        }
+    }
+
+    fn to_string_value(self) -> String {
+        match self {
+            Value::Str(s) => s.to_owned(),
+            Value::Int(i) => i.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_known_keys_and_ignores_the_rest() {
+        let mut a = Attributes::default();
+        assert!(a.set("db.system", Value::Str("redis")));
+        assert!(a.set("http.status_code", Value::Str("503")));
+        assert!(a.set("network.peer.port", Value::Int(5432)));
+        assert!(!a.set("beast", Value::Str("manticore")));
+        assert_eq!(a.db_system.as_deref(), Some("redis"));
+        assert_eq!(a.http_status_code, Some(503));
+        assert_eq!(a.network_peer_port.as_deref(), Some("5432"));
+        assert!(a.is_database());
+    }
+
+    #[test]
+    fn span_values_win_over_resource_values() {
+        let mut span = Attributes::default();
+        span.set("db.name", Value::Str("orders"));
+        let mut res = Attributes::default();
+        res.set("db.name", Value::Str("other"));
+        res.set("db.system", Value::Str("postgresql"));
+        span.fill_from(&res);
+        assert_eq!(span.db_name.as_deref(), Some("orders"));
+        assert_eq!(span.db_system.as_deref(), Some("postgresql"));
+    }
+}

@@ -1,0 +1,42 @@
+//! Receivers: where spans enter faultline.
+//!
+//! Each file is one way in. The network receivers (`otlp_grpc`, `otlp_http`)
+//! and the file importers (`otlp_json`, `jaeger_json`, `zipkin_json`, picked
+//! by `file`) all produce a [`Batch`] of [`crate::model::Span`]s; none of them
+//! knows about the graph beyond handing batches to it.
+
+pub mod batch;
+pub mod file;
+pub mod jaeger_json;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod otlp_json;
+pub mod otlp_proto;
+pub mod zipkin_json;
+
+pub use batch::{Batch, DecodeError};
+
+use std::sync::Arc;
+
+use crate::graph::Graph;
+use crate::telemetry::Telemetry;
+
+/// Where receivers hand decoded batches: the graph, with self-metrics.
+/// (The OpenTelemetry Collector calls this the next consumer.)
+#[derive(Clone)]
+pub struct SpanSink {
+    pub graph: Graph,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl SpanSink {
+    /// Counts and forwards a batch; returns it emptied of spans, keeping the
+    /// refusal count and message for the receiver's reply.
+    pub async fn accept(&self, receiver: &'static str, mut batch: Batch) -> Batch {
+        self.telemetry.accepted(receiver, batch.spans.len() as u64);
+        self.telemetry.refused(receiver, batch.rejected);
+        let spans = std::mem::take(&mut batch.spans);
+        self.graph.ingest(spans).await;
+        batch
+    }
+}

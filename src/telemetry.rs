@@ -1,0 +1,166 @@
+//! faultline's own metrics, served as Prometheus text at `GET /metrics`.
+//!
+//! Every receiver reports through the same counters (labelled by receiver),
+//! so accepted and refused spans read the same everywhere.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::graph::pairing::PairingCounters;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabel {
+    pub receiver: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+pub struct Telemetry {
+    registry: Registry,
+    accepted: Family<ReceiverLabel, Counter>,
+    refused: Family<ReceiverLabel, Counter>,
+    bad_requests: Family<ReceiverLabel, Counter>,
+    pairing: Family<OutcomeLabel, Gauge<u64, AtomicU64>>,
+    graph_size: Family<OutcomeLabel, Gauge<u64, AtomicU64>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let mut registry = Registry::with_prefix("faultline");
+        let t = Telemetry {
+            accepted: Family::default(),
+            refused: Family::default(),
+            bad_requests: Family::default(),
+            pairing: Family::default(),
+            graph_size: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "receiver_accepted_spans",
+            "Spans accepted, by receiver",
+            t.accepted.clone(),
+        );
+        registry.register(
+            "receiver_refused_spans",
+            "Spans refused as invalid (missing ids, bad times), by receiver",
+            t.refused.clone(),
+        );
+        registry.register(
+            "receiver_bad_requests",
+            "Requests refused whole (malformed, oversized), by receiver",
+            t.bad_requests.clone(),
+        );
+        registry.register(
+            "pairing_spans",
+            "Pairing store: pending spans now, and totals by outcome (paired, expired_to_virtual, expired_client, expired_server, dropped)",
+            t.pairing.clone(),
+        );
+        registry.register(
+            "graph_size",
+            "Distinct nodes, edges and operations in the graph",
+            t.graph_size.clone(),
+        );
+        Telemetry { registry, ..t }
+    }
+
+    pub fn accepted(&self, receiver: &'static str, spans: u64) {
+        self.accepted
+            .get_or_create(&ReceiverLabel { receiver })
+            .inc_by(spans);
+    }
+
+    pub fn refused(&self, receiver: &'static str, spans: u64) {
+        self.refused
+            .get_or_create(&ReceiverLabel { receiver })
+            .inc_by(spans);
+    }
+
+    pub fn bad_request(&self, receiver: &'static str) {
+        self.bad_requests
+            .get_or_create(&ReceiverLabel { receiver })
+            .inc();
+    }
+
+    /// Accepted spans so far, for one receiver (tests and `loadgen` read this).
+    pub fn accepted_total(&self, receiver: &'static str) -> u64 {
+        self.accepted
+            .get_or_create(&ReceiverLabel { receiver })
+            .get()
+    }
+
+    /// Renders the metrics, with pairing and graph gauges as of now.
+    pub fn render(&self, pairing: &PairingCounters, sizes: (usize, usize, usize)) -> String {
+        let set = |f: &Family<OutcomeLabel, Gauge<u64, AtomicU64>>, outcome, v: u64| {
+            f.get_or_create(&OutcomeLabel { outcome }).set(v);
+        };
+        set(&self.pairing, "pending", pairing.pending);
+        set(&self.pairing, "paired", pairing.paired);
+        set(
+            &self.pairing,
+            "expired_to_virtual",
+            pairing.expired_to_virtual,
+        );
+        set(&self.pairing, "expired_client", pairing.expired_client);
+        set(&self.pairing, "expired_server", pairing.expired_server);
+        set(&self.pairing, "dropped", pairing.dropped);
+        set(&self.graph_size, "nodes", sizes.0 as u64);
+        set(&self.graph_size, "edges", sizes.1 as u64);
+        set(&self.graph_size, "operations", sizes.2 as u64);
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Pairing counters one shard publishes after each batch (not per span), so
+/// `/metrics` reads them without asking the shard thread.
+#[derive(Default)]
+pub struct ShardGauges {
+    values: [AtomicU64; 6],
+}
+
+impl ShardGauges {
+    pub fn publish(&self, c: &PairingCounters) {
+        let v = [
+            c.pending,
+            c.paired,
+            c.expired_to_virtual,
+            c.expired_client,
+            c.expired_server,
+            c.dropped,
+        ];
+        for (slot, value) in self.values.iter().zip(v) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
+    pub fn read(&self) -> PairingCounters {
+        let v: Vec<u64> = self
+            .values
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        PairingCounters {
+            pending: v[0],
+            paired: v[1],
+            expired_to_virtual: v[2],
+            expired_client: v[3],
+            expired_server: v[4],
+            dropped: v[5],
+        }
+    }
+}
