@@ -13,7 +13,11 @@ fn decode_aggregate(c: &mut Criterion) {
     let shape = SpanShape::default();
     let mut generator = Generator::new(shape.clone(), 1);
     let bodies: Vec<Vec<u8>> = (0..64)
-        .map(|i| prost::Message::encode_to_vec(&generator.request(1_700_000_000_000_000_000 + i * 1_000_000_000)))
+        .map(|i| {
+            prost::Message::encode_to_vec(
+                &generator.request(1_700_000_000_000_000_000 + i * 1_000_000_000),
+            )
+        })
         .collect();
     let mut group = c.benchmark_group("decode_aggregate");
     group.throughput(Throughput::Elements(shape.batch as u64));

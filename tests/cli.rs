@@ -10,9 +10,19 @@ fn faultline() -> Command {
 
 #[test]
 fn analyze_prints_json_and_tables() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/formats/shop.zipkin.json");
-    let out = faultline().args(["analyze", "--format", "json", fixture]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/formats/shop.zipkin.json"
+    );
+    let out = faultline()
+        .args(["analyze", "--format", "json", fixture])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["files"][0]["format"], "zipkin_json");
     assert_eq!(doc["edges"].as_array().unwrap().len(), 6);
@@ -30,19 +40,31 @@ fn analyze_names_an_unreadable_or_unknown_file() {
     let out = faultline().args(["analyze"]).arg(&junk).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("junk.txt") && err.contains("not a known trace format"), "{err}");
+    assert!(
+        err.contains("junk.txt") && err.contains("not a known trace format"),
+        "{err}"
+    );
 }
 
 #[test]
 fn serve_refuses_a_config_with_an_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    let text = faultline::config::DEFAULT_PIPELINE.replace("naming: tempo", "naming: tempo\n    colour: blue");
+    let text = faultline::config::DEFAULT_PIPELINE
+        .replace("naming: tempo", "naming: tempo\n    colour: blue");
     std::fs::write(&path, text).unwrap();
-    let out = faultline().arg("serve").arg("--config").arg(&path).output().unwrap();
+    let out = faultline()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml") && err.contains("colour") && err.contains("processors.graph"), "{err}");
+    assert!(
+        err.contains("bad.yaml") && err.contains("colour") && err.contains("processors.graph"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -68,10 +90,15 @@ fn serve_runs_the_default_pipeline_and_stops_on_sigterm() {
     let api = api.expect("the API address is printed");
     let health = get(&format!("http://{api}/healthz"));
     assert_eq!(health.trim(), "ok");
-    let graph: serde_json::Value = serde_json::from_str(&get(&format!("http://{api}/api/graph"))).unwrap();
+    let graph: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{api}/api/graph"))).unwrap();
     assert_eq!(graph["nodes"].as_array().unwrap().len(), 0);
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     for _ in 0..50 {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "exit after SIGTERM: {status}");
@@ -85,6 +112,9 @@ fn serve_runs_the_default_pipeline_and_stops_on_sigterm() {
 
 /// A blocking GET with a tiny runtime (the binary is out of process).
 fn get(url: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
 }

@@ -7,7 +7,9 @@ use faultline::cli::analyze::analyze;
 use faultline::graph::GraphSettings;
 
 fn graph_of(file: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/formats")
+        .join(file);
     let analysis = analyze(&[path], GraphSettings::default()).expect("fixture analyzes");
     assert_eq!(analysis.files[0].rejected, 0, "{file}");
     assert_eq!(analysis.files[0].spans, 25, "{file}");
@@ -50,13 +52,36 @@ fn the_shop_graph_has_the_documented_edges() {
     assert_eq!(g["edges"].as_array().unwrap().len(), expected.len());
     for (s, t, kind, calls, errors) in expected {
         let e = edge(&g, s, t);
-        assert_eq!((e["kind"].as_str().unwrap(), e["calls"].as_u64().unwrap(), e["errors"].as_u64().unwrap()), (kind, calls, errors), "{s} -> {t}");
+        assert_eq!(
+            (
+                e["kind"].as_str().unwrap(),
+                e["calls"].as_u64().unwrap(),
+                e["errors"].as_u64().unwrap()
+            ),
+            (kind, calls, errors),
+            "{s} -> {t}"
+        );
     }
     // checkout -> payments: client 40 / 150 / 25 ms, so the mean is 71.67 ms.
-    let mean = edge(&g, "checkout", "payments")["latency_ms"]["mean"].as_f64().unwrap();
+    let mean = edge(&g, "checkout", "payments")["latency_ms"]["mean"]
+        .as_f64()
+        .unwrap();
     assert!((mean - 215.0 / 3.0).abs() < 0.01, "{mean}");
     // Consumers start after the producer ends: the queue time is known.
-    assert!(edge(&g, "checkout", "notifier")["queue_latency_ms"]["mean"].as_f64().unwrap() >= 0.0);
-    let frontend = g["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "frontend").unwrap();
-    assert_eq!(frontend["fan_out"], 5, "checkout, payments, orders, notifier, geo-api");
+    assert!(
+        edge(&g, "checkout", "notifier")["queue_latency_ms"]["mean"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
+    let frontend = g["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "frontend")
+        .unwrap();
+    assert_eq!(
+        frontend["fan_out"], 5,
+        "checkout, payments, orders, notifier, geo-api"
+    );
 }

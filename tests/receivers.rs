@@ -15,11 +15,16 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Code;
 
 async fn grpc_client(addr: std::net::SocketAddr) -> TraceServiceClient<tonic::transport::Channel> {
-    TraceServiceClient::connect(format!("http://{addr}")).await.expect("connects")
+    TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects")
 }
 
 /// Sends arbitrary bytes as the Export request body.
-async fn grpc_raw(addr: std::net::SocketAddr, body: Vec<u8>) -> Result<ExportTraceServiceResponse, tonic::Status> {
+async fn grpc_raw(
+    addr: std::net::SocketAddr,
+    body: Vec<u8>,
+) -> Result<ExportTraceServiceResponse, tonic::Status> {
     let channel = tonic::transport::Endpoint::new(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -27,7 +32,9 @@ async fn grpc_raw(addr: std::net::SocketAddr, body: Vec<u8>) -> Result<ExportTra
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export".parse().unwrap();
+    let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        .parse()
+        .unwrap();
     grpc.unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
         .await
         .map(|r| r.into_inner())
@@ -65,7 +72,10 @@ impl Decoder for RespDec {
     type Error = tonic::Status;
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
-        Ok(Some(ExportTraceServiceResponse::decode(bytes).map_err(|e| tonic::Status::internal(e.to_string()))?))
+        Ok(Some(
+            ExportTraceServiceResponse::decode(bytes)
+                .map_err(|e| tonic::Status::internal(e.to_string()))?,
+        ))
     }
 }
 
@@ -90,13 +100,21 @@ async fn spans_split_over_requests_in_reverse_order_pair_the_same() {
         all.extend([ca, sb, cb, sc]);
     }
     for s in all.iter().rev() {
-        client.export(request(std::slice::from_ref(s))).await.expect("export");
+        client
+            .export(request(std::slice::from_ref(s)))
+            .await
+            .expect("export");
     }
     let g = wait_for_graph(&running, |g| {
-        edge(g, "a", "b").is_some_and(|e| e["calls"] == 10) && edge(g, "b", "c").is_some_and(|e| e["calls"] == 10)
+        edge(g, "a", "b").is_some_and(|e| e["calls"] == 10)
+            && edge(g, "b", "c").is_some_and(|e| e["calls"] == 10)
     })
     .await;
-    assert_eq!(g["edges"].as_array().unwrap().len(), 2, "only a->b and b->c: {g:#}");
+    assert_eq!(
+        g["edges"].as_array().unwrap().len(),
+        2,
+        "only a->b and b->c: {g:#}"
+    );
     assert_eq!(g["unpaired"]["paired"], 20);
     assert_eq!(g["unpaired"]["pending"], 0);
     running.stop().await.unwrap();
@@ -111,7 +129,9 @@ async fn p99_from_the_histogram_is_within_one_percent() {
     let mut x: u64 = 12345;
     let mut spans = Vec::new();
     for i in 0..2000u32 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let d = 500 + (x >> 33) % 200_000; // 0.5 ms .. 200 ms
         durations_us.push(d);
         spans.push(S {
@@ -129,13 +149,22 @@ async fn p99_from_the_histogram_is_within_one_percent() {
     for chunk in spans.chunks(500) {
         client.export(request(chunk)).await.expect("export");
     }
-    let g = wait_for_graph(&running, |g| edge(g, "a", "orders").is_some_and(|e| e["calls"] == 2000)).await;
+    let g = wait_for_graph(&running, |g| {
+        edge(g, "a", "orders").is_some_and(|e| e["calls"] == 2000)
+    })
+    .await;
     durations_us.sort_unstable();
     // Nearest-rank p99: the smallest value with at least 99% of values at or below it.
     let exact_ms = durations_us[(0.99f64 * 2000.0).ceil() as usize - 1] as f64 / 1000.0;
-    let p99 = edge(&g, "a", "orders").unwrap()["latency_ms"]["p99"].as_f64().unwrap();
+    let p99 = edge(&g, "a", "orders").unwrap()["latency_ms"]["p99"]
+        .as_f64()
+        .unwrap();
     let error = (p99 - exact_ms).abs() / exact_ms;
-    assert!(error <= 0.01, "histogram p99 {p99} ms vs exact {exact_ms} ms: {:.3}% off", error * 100.0);
+    assert!(
+        error <= 0.01,
+        "histogram p99 {p99} ms vs exact {exact_ms} ms: {:.3}% off",
+        error * 100.0
+    );
     running.stop().await.unwrap();
 }
 
@@ -143,12 +172,21 @@ async fn p99_from_the_histogram_is_within_one_percent() {
 async fn malformed_protobuf_is_invalid_argument_and_the_server_keeps_serving() {
     let running = serve().await;
     let addr = running.grpc.unwrap();
-    let err = grpc_raw(addr, vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]).await.unwrap_err();
+    let err = grpc_raw(addr, vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("malformed protobuf"), "{}", err.message());
+    assert!(
+        err.message().contains("malformed protobuf"),
+        "{}",
+        err.message()
+    );
     // Valid data after the bad request is still accepted.
     let mut client = grpc_client(addr).await;
-    client.export(request(&rpc_pair("a", "b", 1, 1000))).await.expect("export after bad input");
+    client
+        .export(request(&rpc_pair("a", "b", 1, 1000)))
+        .await
+        .expect("export after bad input");
     wait_for_graph(&running, |g| edge(g, "a", "b").is_some()).await;
     running.stop().await.unwrap();
 }
@@ -159,9 +197,17 @@ async fn oversized_grpc_message_is_resource_exhausted() {
     let addr = running.grpc.unwrap();
     let mut big = rpc_pair("a", "b", 1, 1000);
     big[0].attrs.push(kv("padding", &"x".repeat(2 << 20)));
-    let err = grpc_client(addr).await.export(request(&big)).await.unwrap_err();
+    let err = grpc_client(addr)
+        .await
+        .export(request(&big))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    grpc_client(addr).await.export(request(&rpc_pair("a", "b", 2, 1000))).await.expect("still serving");
+    grpc_client(addr)
+        .await
+        .export(request(&rpc_pair("a", "b", 2, 1000)))
+        .await
+        .expect("still serving");
     running.stop().await.unwrap();
 }
 
@@ -173,10 +219,17 @@ async fn spans_with_missing_ids_are_rejected_in_partial_success() {
     bad.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
     bad.resource_spans[1].scope_spans[0].spans[0].trace_id = vec![];
     spans.truncate(0);
-    let reply = grpc_client(running.grpc.unwrap()).await.export(bad).await.unwrap().into_inner();
+    let reply = grpc_client(running.grpc.unwrap())
+        .await
+        .export(bad)
+        .await
+        .unwrap()
+        .into_inner();
     let partial = reply.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 2);
-    assert!(partial.error_message.contains("span_id") || partial.error_message.contains("trace_id"));
+    assert!(
+        partial.error_message.contains("span_id") || partial.error_message.contains("trace_id")
+    );
     let metrics = reqwest::get(format!("http://{}/metrics", running.api.unwrap()))
         .await
         .unwrap()
@@ -208,7 +261,8 @@ async fn http_protobuf_json_and_gzip_are_accepted() {
     assert!(reply.partial_success.is_none());
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&request(&rpc_pair("a", "b", 2, 1000)).encode_to_vec()).unwrap();
+    gz.write_all(&request(&rpc_pair("a", "b", 2, 1000)).encode_to_vec())
+        .unwrap();
     let r = http
         .post(http_url(&running))
         .header("content-type", "application/x-protobuf")
@@ -238,28 +292,73 @@ async fn http_protobuf_json_and_gzip_are_accepted() {
     assert_eq!(r.status(), 200);
     let reply: serde_json::Value = r.json().await.unwrap();
     assert_eq!(reply["partialSuccess"]["rejectedSpans"], "1", "{reply}");
-    let g = wait_for_graph(&running, |g| edge(g, "a", "b").is_some_and(|e| e["calls"] == 3)).await;
+    let g = wait_for_graph(&running, |g| {
+        edge(g, "a", "b").is_some_and(|e| e["calls"] == 3)
+    })
+    .await;
     assert_eq!(node(&g, "b").unwrap()["calls"], 3);
     running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_bad_input_gets_clear_errors_and_nothing_accepted_is_lost() {
-    let running = serve_with(&[("max_request_body_size_mib: 16", "max_request_body_size_mib: 1")]).await;
+    let running = serve_with(&[(
+        "max_request_body_size_mib: 16",
+        "max_request_body_size_mib: 1",
+    )])
+    .await;
     let http = reqwest::Client::new();
     let good = request(&rpc_pair("a", "b", 1, 1000)).encode_to_vec();
-    let ok = http.post(http_url(&running)).header("content-type", "application/x-protobuf").body(good);
+    let ok = http
+        .post(http_url(&running))
+        .header("content-type", "application/x-protobuf")
+        .body(good);
     assert_eq!(ok.send().await.unwrap().status(), 200);
 
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
-        ("application/json", b"{\"resourceSpans\": [".to_vec(), None, 400, "malformed JSON"),
-        ("application/x-protobuf", vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], None, 400, "malformed protobuf"),
-        ("application/json", vec![b' '; 2 << 20], None, 413, "exceeds the limit"),
-        ("application/x-protobuf", b"not gzip".to_vec(), Some("gzip"), 400, "gzip"),
+    // (content type, body, content encoding, expected status, words in the message)
+    type Case = (
+        &'static str,
+        Vec<u8>,
+        Option<&'static str>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "application/json",
+            b"{\"resourceSpans\": [".to_vec(),
+            None,
+            400,
+            "malformed JSON",
+        ),
+        (
+            "application/x-protobuf",
+            vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            None,
+            400,
+            "malformed protobuf",
+        ),
+        (
+            "application/json",
+            vec![b' '; 2 << 20],
+            None,
+            413,
+            "exceeds the limit",
+        ),
+        (
+            "application/x-protobuf",
+            b"not gzip".to_vec(),
+            Some("gzip"),
+            400,
+            "gzip",
+        ),
         ("text/plain", b"hello".to_vec(), None, 415, "Content-Type"),
     ];
     for (ct, body, encoding, status, needle) in cases {
-        let mut req = http.post(http_url(&running)).header("content-type", ct).body(body);
+        let mut req = http
+            .post(http_url(&running))
+            .header("content-type", ct)
+            .body(body);
         if let Some(e) = encoding {
             req = req.header("content-encoding", e);
         }
@@ -267,7 +366,10 @@ async fn http_bad_input_gets_clear_errors_and_nothing_accepted_is_lost() {
         assert_eq!(r.status().as_u16(), status, "{ct} {needle}");
         let bytes = r.bytes().await.unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(text.contains(needle), "{ct}: body {text:?} should mention {needle:?}");
+        assert!(
+            text.contains(needle),
+            "{ct}: body {text:?} should mention {needle:?}"
+        );
     }
     // A gzip bomb: small on the wire, over the limit once inflated.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -282,9 +384,14 @@ async fn http_bad_input_gets_clear_errors_and_nothing_accepted_is_lost() {
         .unwrap();
     assert_eq!(r.status(), 413);
 
-    let g = wait_for_graph(&running, |g| edge(g, "a", "b").is_some_and(|e| e["calls"] == 1)).await;
+    let g = wait_for_graph(&running, |g| {
+        edge(g, "a", "b").is_some_and(|e| e["calls"] == 1)
+    })
+    .await;
     assert_eq!(node(&g, "a").unwrap()["kind"], "service");
-    let health = reqwest::get(format!("http://{}/healthz", running.api.unwrap())).await.unwrap();
+    let health = reqwest::get(format!("http://{}/healthz", running.api.unwrap()))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     running.stop().await.unwrap();
 }

@@ -8,7 +8,9 @@
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 
 /// What the generated spans look like.
 #[derive(Debug, Clone)]
@@ -65,11 +67,27 @@ impl Generator {
                     break;
                 }
                 let call = self.fresh_id();
-                let failed = call % self.shape.error_every.max(1) == 0;
+                let failed = call.is_multiple_of(self.shape.error_every.max(1));
                 let start = start_unix_nano + hop as u64 * 1_000_000;
-                let client = self.span(trace, call, &parent, span::SpanKind::Client, start, 900_000 + call % 500_000, failed);
+                let client = self.span(
+                    trace,
+                    call,
+                    &parent,
+                    span::SpanKind::Client,
+                    start,
+                    900_000 + call % 500_000,
+                    failed,
+                );
                 let server_id = self.fresh_id();
-                let server = self.span(trace, server_id, &call.to_le_bytes(), span::SpanKind::Server, start + 50_000, 700_000 + call % 400_000, failed);
+                let server = self.span(
+                    trace,
+                    server_id,
+                    &call.to_le_bytes(),
+                    span::SpanKind::Server,
+                    start + 50_000,
+                    700_000 + call % 400_000,
+                    failed,
+                );
                 by_service[hop].push(client);
                 by_service[hop + 1].push(server);
                 parent = server_id.to_le_bytes().to_vec();
@@ -97,7 +115,16 @@ impl Generator {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn span(&self, trace: u64, id: u64, parent: &[u8], kind: span::SpanKind, start: u64, duration: u64, failed: bool) -> Span {
+    fn span(
+        &self,
+        trace: u64,
+        id: u64,
+        parent: &[u8],
+        kind: span::SpanKind,
+        start: u64,
+        duration: u64,
+        failed: bool,
+    ) -> Span {
         let mut trace_id = trace.to_le_bytes().to_vec();
         trace_id.extend_from_slice(&trace.rotate_left(17).to_le_bytes());
         let mut attributes: Vec<KeyValue> = (0..self.shape.attributes)
@@ -114,7 +141,11 @@ impl Generator {
             trace_id,
             span_id: id.to_le_bytes().to_vec(),
             parent_span_id: parent.to_vec(),
-            name: if kind == span::SpanKind::Client { "GET /call".into() } else { "GET /serve".into() },
+            name: if kind == span::SpanKind::Client {
+                "GET /call".into()
+            } else {
+                "GET /serve".into()
+            },
             kind: kind as i32,
             start_time_unix_nano: start,
             end_time_unix_nano: start + duration,

@@ -120,9 +120,7 @@ async fn read_body(
             format!("request body exceeds the limit of {limit} bytes"),
         )
     };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let raw = read_limited(body, limit).await?.ok_or_else(too_large)?;
     let coding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -150,6 +148,32 @@ async fn read_body(
             format!("unsupported Content-Encoding {other:?}: use gzip or none"),
         )),
     }
+}
+
+/// Reads the body, keeping at most `limit` bytes. Past the limit it goes on
+/// reading and discarding (up to 4× the limit) before answering, so the
+/// client, still sending, gets the 413 instead of a broken pipe. `None`
+/// means too large.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, (StatusCode, String)> {
+    use tokio_stream::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body failed: {e}"),
+            )
+        })?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > limit.saturating_mul(4) {
+            break;
+        }
+    }
+    Ok((total <= limit).then(|| kept.freeze()))
 }
 
 fn success(encoding: Encoding, batch: Batch) -> Response {

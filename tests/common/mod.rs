@@ -8,15 +8,26 @@ use faultline::config;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 
 /// Starts faultline on 127.0.0.1:0 everywhere, with a short pairing TTL and
 /// tick so tests see expiry quickly. `extra` replaces lines of the default.
 pub async fn serve_with(replacements: &[(&str, &str)]) -> Running {
     let mut text = config::DEFAULT_PIPELINE
-        .replace("${env:FAULTLINE_GRPC_ENDPOINT:-127.0.0.1:4317}", "127.0.0.1:0")
-        .replace("${env:FAULTLINE_HTTP_ENDPOINT:-127.0.0.1:4318}", "127.0.0.1:0")
-        .replace("${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}", "127.0.0.1:0")
+        .replace(
+            "${env:FAULTLINE_GRPC_ENDPOINT:-127.0.0.1:4317}",
+            "127.0.0.1:0",
+        )
+        .replace(
+            "${env:FAULTLINE_HTTP_ENDPOINT:-127.0.0.1:4318}",
+            "127.0.0.1:0",
+        )
+        .replace(
+            "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
+            "127.0.0.1:0",
+        )
         .replace("ttl: 10s", "ttl: 1s")
         .replace("tick: 1s", "tick: 100ms");
     for (from, to) in replacements {
@@ -34,11 +45,19 @@ pub async fn serve() -> Running {
 /// GET a JSON document from the API.
 pub async fn get_json(running: &Running, path: &str) -> serde_json::Value {
     let url = format!("http://{}{path}", running.api.expect("api enabled"));
-    reqwest::get(&url).await.expect("GET").json().await.expect("JSON body")
+    reqwest::get(&url)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
 }
 
 /// Polls the graph until `done` holds, for at most 10 s; returns the last document.
-pub async fn wait_for_graph(running: &Running, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub async fn wait_for_graph(
+    running: &Running,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     for _ in 0..100 {
         last = get_json(running, "/api/graph?window=all").await;
@@ -50,7 +69,11 @@ pub async fn wait_for_graph(running: &Running, done: impl Fn(&serde_json::Value)
     panic!("graph never reached the expected state; last: {last:#}");
 }
 
-pub fn edge<'a>(graph: &'a serde_json::Value, source: &str, target: &str) -> Option<&'a serde_json::Value> {
+pub fn edge<'a>(
+    graph: &'a serde_json::Value,
+    source: &str,
+    target: &str,
+) -> Option<&'a serde_json::Value> {
     graph["edges"]
         .as_array()?
         .iter()
