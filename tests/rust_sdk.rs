@@ -16,11 +16,16 @@
 //!
 //! and the first trace fails on both sides of `web -> api`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use faultline::cli::serve::{self, Running};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use common::sdk::{
+    approx, assert_accepted_by, assert_edge_error_rates, assert_shape, edge_mean, expect_node,
+    http_client, pretty, u64_field, wait_for_shape, Protocol, Shape, PIPELINE,
+};
+use faultline::cli::serve;
 use faultline::config;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
@@ -29,7 +34,6 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use serde_json::Value;
 
 /// Traces sent; the first one has a failed `web -> api` call.
 const TRACES: u64 = 4;
@@ -42,78 +46,7 @@ const RPC_CLIENT_MS: u64 = 20;
 const RPC_SERVER_MS: u64 = 15;
 const DB_MS: u64 = 5;
 
-/// The default pipeline, on ports the OS picks, with a short pairing TTL and
-/// tick, and the Tempo naming rule pinned (the `users` database name comes
-/// from `db.name`).
-const PIPELINE: &str = r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:0
-        max_recv_msg_size_mib: 16
-      http:
-        endpoint: 127.0.0.1:0
-        max_request_body_size_mib: 16
-
-processors:
-  graph:
-    window: 10s
-    windows_kept: 30
-    tick: 100ms
-    naming: tempo
-    pairing:
-      ttl: 1s
-      max_items: 100000
-    max_nodes: 10000
-    max_edges: 100000
-    max_operations: 100000
-
-extensions:
-  api:
-    endpoint: 127.0.0.1:0
-
-service:
-  extensions: [api]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [graph]
-      exporters: []
-"#;
-
-#[derive(Clone, Copy, Debug)]
-enum Protocol {
-    Grpc,
-    Http,
-}
-
 impl Protocol {
-    fn receiver(self) -> &'static str {
-        match self {
-            Protocol::Grpc => "otlp_grpc",
-            Protocol::Http => "otlp_http",
-        }
-    }
-
-    fn other(self) -> Protocol {
-        match self {
-            Protocol::Grpc => Protocol::Http,
-            Protocol::Http => Protocol::Grpc,
-        }
-    }
-
-    /// The endpoint as each Rust exporter wants it.
-    fn endpoint(self, running: &Running) -> String {
-        match self {
-            Protocol::Grpc => format!("http://{}", running.grpc.expect("gRPC receiver bound")),
-            Protocol::Http => format!(
-                "http://{}/v1/traces",
-                running.http.expect("HTTP receiver bound")
-            ),
-        }
-    }
-
     /// An OTLP span exporter built the way an application would.
     fn exporter(self, endpoint: &str) -> SpanExporter {
         let built = match self {
@@ -253,176 +186,21 @@ fn send_traces(protocol: Protocol, endpoint: &str, traces: u64) -> u64 {
     ended
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("reqwest client")
-}
-
-async fn get_graph(client: &reqwest::Client, api: SocketAddr) -> Value {
-    let resp = client
-        .get(format!("http://{api}/api/graph?window=all"))
-        .send()
-        .await
-        .expect("GET /api/graph");
-    assert!(
-        resp.status().is_success(),
-        "GET /api/graph: {}",
-        resp.status()
-    );
-    resp.json().await.expect("/api/graph is JSON")
-}
-
-async fn get_metrics(client: &reqwest::Client, api: SocketAddr) -> String {
-    let resp = client
-        .get(format!("http://{api}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert!(
-        resp.status().is_success(),
-        "GET /metrics: {}",
-        resp.status()
-    );
-    resp.text().await.expect("/metrics body")
-}
-
-/// One edge as compared: (kind, calls, errors), keyed by (source, target).
-type Edges = BTreeMap<(String, String), (String, u64, u64)>;
-
-/// The parts of the graph the test pins down exactly.
-#[derive(Debug, PartialEq)]
-struct Shape {
-    nodes: BTreeMap<String, String>,
-    edges: Edges,
-    pending: u64,
-    /// (calls, errors) of node `api`.
-    api: Option<(u64, u64)>,
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` is not a string in {v}"))
-}
-
-fn u64_field(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{key}` is not an unsigned integer in {v}"))
-}
-
-fn shape(graph: &Value) -> Shape {
-    let list = |key: &str| graph[key].as_array().cloned().unwrap_or_default();
-    let nodes = list("nodes")
-        .iter()
-        .map(|n| {
-            (
-                str_field(n, "id").to_owned(),
-                str_field(n, "kind").to_owned(),
-            )
-        })
-        .collect();
-    let edges = list("edges")
-        .iter()
-        .map(|e| {
-            (
-                (
-                    str_field(e, "source").to_owned(),
-                    str_field(e, "target").to_owned(),
-                ),
-                (
-                    str_field(e, "kind").to_owned(),
-                    u64_field(e, "calls"),
-                    u64_field(e, "errors"),
-                ),
-            )
-        })
-        .collect();
-    let api = list("nodes")
-        .iter()
-        .find(|n| n["id"] == "api")
-        .map(|n| (u64_field(n, "calls"), u64_field(n, "errors")));
-    Shape {
-        nodes,
-        edges,
-        pending: u64_field(&graph["unpaired"], "pending"),
-        api,
-    }
-}
-
 fn expected_shape(n: u64) -> Shape {
-    let nodes = [
-        ("api", "service"),
-        ("user", "external"),
-        ("users", "database"),
-        ("web", "service"),
-    ];
-    let edges = [
-        ("user", "web", "external", n, 0),
-        ("web", "api", "rpc", n, 1),
-        ("api", "users", "database", n, 0),
-    ];
-    Shape {
-        nodes: nodes
-            .iter()
-            .map(|(id, kind)| (id.to_string(), kind.to_string()))
-            .collect(),
-        edges: edges
-            .iter()
-            .map(|(s, t, kind, calls, errors)| {
-                (
-                    (s.to_string(), t.to_string()),
-                    (kind.to_string(), *calls, *errors),
-                )
-            })
-            .collect(),
-        pending: 0,
-        api: Some((n, 1)),
-    }
-}
-
-fn pretty(graph: &Value) -> String {
-    serde_json::to_string_pretty(graph).unwrap_or_else(|_| graph.to_string())
-}
-
-/// Polls `/api/graph` every 100 ms for at most 15 s until it has the expected
-/// shape; returns the graph, or fails showing the last one.
-async fn wait_for_shape(client: &reqwest::Client, api: SocketAddr, want: &Shape) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let graph = get_graph(client, api).await;
-        let got = shape(&graph);
-        if got == *want {
-            return graph;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "the graph did not reach the expected state within 15 s\n\
-                 expected: {want:#?}\n\
-                 got:      {got:#?}\n\
-                 graph JSON:\n{}",
-                pretty(&graph)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `name{receiver="..."}` from the Prometheus text, if present.
-fn metric(text: &str, name: &str, receiver: &str) -> Option<u64> {
-    let prefix = format!("{name}{{receiver=\"{receiver}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| {
-        v.trim()
-            .parse::<f64>()
-            .unwrap_or_else(|e| panic!("{name}: bad value {v:?}: {e}")) as u64
-    })
-}
-
-fn approx(actual: f64, want: f64, tolerance: f64) -> bool {
-    (actual - want).abs() <= tolerance
+    Shape::expected(
+        &[
+            ("api", "service"),
+            ("user", "external"),
+            ("users", "database"),
+            ("web", "service"),
+        ],
+        &[
+            ("user", "web", "external", n, 0),
+            ("web", "api", "rpc", n, 1),
+            ("api", "users", "database", n, 0),
+        ],
+        &[("api", n, 1)],
+    )
 }
 
 async fn rust_sdk_traces_over(protocol: Protocol) {
@@ -445,36 +223,12 @@ async fn rust_sdk_traces_over(protocol: Protocol) {
     let want = expected_shape(TRACES);
     let graph = wait_for_shape(&client, api, &want).await;
     let json = pretty(&graph);
-    let got = shape(&graph);
 
     // Exact nodes, edges and counts (the poll above already required them;
     // asserted again one by one for precise messages).
-    assert_eq!(got.nodes, want.nodes, "nodes and kinds\n{json}");
-    assert_eq!(got.edges, want.edges, "edges (kind, calls, errors)\n{json}");
-    assert_eq!(got.pending, 0, "unpaired.pending\n{json}");
-
-    let edges = graph["edges"].as_array().unwrap();
-    for e in edges {
-        let (s, t) = (str_field(e, "source"), str_field(e, "target"));
-        let rate = e["error_rate"].as_f64().expect("error_rate is a number");
-        let want_rate = if (s, t) == ("web", "api") {
-            1.0 / TRACES as f64
-        } else {
-            0.0
-        };
-        assert!(
-            approx(rate, want_rate, 1e-12),
-            "{s} -> {t}: error_rate {rate}, want {want_rate}\n{json}"
-        );
-    }
-    let node = |id: &str| {
-        graph["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["id"] == id)
-            .unwrap_or_else(|| panic!("no node {id}\n{json}"))
-    };
+    assert_shape(&graph, &want);
+    assert_edge_error_rates(&graph, ("web", "api"), 1.0 / TRACES as f64);
+    let node = |id: &str| expect_node(&graph, id);
     let api_node = node("api");
     assert_eq!(
         (u64_field(api_node, "calls"), u64_field(api_node, "errors")),
@@ -503,55 +257,26 @@ async fn rust_sdk_traces_over(protocol: Protocol) {
 
     // The SDK's explicit start/end times survive the trip (HDR histograms
     // keep 3 significant digits, hence the tolerance).
-    let edge = |s: &str, t: &str| {
-        edges
-            .iter()
-            .find(|e| e["source"] == s && e["target"] == t)
-            .unwrap_or_else(|| panic!("no edge {s} -> {t}\n{json}"))
-    };
-    let mean = |e: &Value, key: &str| {
-        e[key]["mean"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("no {key}.mean on {e}\n{json}"))
-    };
-    let rpc = edge("web", "api");
+    let mean = |s: &str, t: &str, key: &str| edge_mean(&graph, s, t, key);
     assert!(
-        approx(mean(rpc, "latency_ms"), RPC_CLIENT_MS as f64, 0.5),
+        approx(mean("web", "api", "latency_ms"), RPC_CLIENT_MS as f64, 0.5),
         "web -> api client latency\n{json}"
     );
     assert!(
-        approx(mean(rpc, "server_latency_ms"), RPC_SERVER_MS as f64, 0.5),
+        approx(
+            mean("web", "api", "server_latency_ms"),
+            RPC_SERVER_MS as f64,
+            0.5
+        ),
         "web -> api server latency\n{json}"
     );
     assert!(
-        approx(mean(edge("api", "users"), "latency_ms"), DB_MS as f64, 0.5),
+        approx(mean("api", "users", "latency_ms"), DB_MS as f64, 0.5),
         "api -> users latency\n{json}"
     );
 
     // Self-metrics: every span the SDK sent was accepted, by this receiver only.
-    let metrics = get_metrics(&client, api).await;
-    let accepted = "faultline_receiver_accepted_spans_total";
-    assert_eq!(
-        metric(&metrics, accepted, protocol.receiver()),
-        Some(sent),
-        "{accepted}{{receiver=\"{}\"}} in /metrics:\n{metrics}",
-        protocol.receiver()
-    );
-    assert_eq!(
-        metric(&metrics, accepted, protocol.other().receiver()).unwrap_or(0),
-        0,
-        "nothing was sent to the other receiver:\n{metrics}"
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            "faultline_receiver_refused_spans_total",
-            protocol.receiver()
-        )
-        .unwrap_or(0),
-        0,
-        "no span refused:\n{metrics}"
-    );
+    assert_accepted_by(&client, api, protocol, sent).await;
 
     running.stop().await.expect("faultline stops cleanly");
 }

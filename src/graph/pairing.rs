@@ -8,7 +8,7 @@
 //! edge to a virtual node when the caller named its peer, and is otherwise
 //! counted — never silently dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -88,8 +88,6 @@ struct Pending {
 
 pub struct PairingStore {
     map: HashMap<PairKey, Pending, ahash::RandomState>,
-    /// Keys in insertion order; with one TTL that is also deadline order.
-    queue: VecDeque<(u64, PairKey)>,
     ttl_ms: u64,
     max_items: usize,
     counters: PairingCounters,
@@ -99,7 +97,6 @@ impl PairingStore {
     pub fn new(ttl_ms: u64, max_items: usize) -> PairingStore {
         PairingStore {
             map: HashMap::default(),
-            queue: VecDeque::new(),
             ttl_ms,
             max_items,
             counters: PairingCounters::default(),
@@ -174,12 +171,10 @@ impl PairingStore {
                 self.counters.dropped += 1;
                 return None;
             }
-            let deadline_ms = now_ms + self.ttl_ms;
-            self.queue.push_back((deadline_ms, key));
             self.map.insert(
                 key,
                 Pending {
-                    deadline_ms,
+                    deadline_ms: now_ms.saturating_add(self.ttl_ms),
                     client: None,
                     servers: Vec::new(),
                     matched: false,
@@ -190,19 +185,18 @@ impl PairingStore {
     }
 
     /// Expires every entry whose TTL ended at `now_ms`.
+    ///
+    /// A sweep over the pending map, once per tick: pairs that completed are
+    /// already gone from it, so the sweep costs what is actually waiting,
+    /// and no per-span bookkeeping outlives its pair.
     pub fn expire(&mut self, now_ms: u64, out: &mut Vec<Outcome>) {
-        while let Some(&(deadline, key)) = self.queue.front() {
-            if deadline > now_ms {
-                break;
-            }
-            self.queue.pop_front();
-            let stale = self.map.get(&key).is_none_or(|p| p.deadline_ms != deadline);
-            if stale {
-                continue;
-            }
-            if let Some(pending) = self.map.remove(&key) {
-                self.settle(pending, out);
-            }
+        let expired: Vec<Pending> = self
+            .map
+            .extract_if(|_, p| p.deadline_ms <= now_ms)
+            .map(|(_, p)| p)
+            .collect();
+        for pending in expired {
+            self.settle(pending, out);
         }
     }
 

@@ -1,6 +1,8 @@
 //! Shared test helpers: a collector on free loopback ports, OTLP builders.
 #![allow(dead_code)]
 
+pub mod sdk;
+
 use std::time::Duration;
 
 use faultline::cli::serve::{start, Running};
