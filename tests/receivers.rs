@@ -79,6 +79,23 @@ impl Decoder for RespDec {
     }
 }
 
+/// POSTs `body` gzipped as OTLP protobuf.
+async fn post_gzip(
+    http: &reqwest::Client,
+    running: &faultline::cli::serve::Running,
+    body: &[u8],
+) -> reqwest::Response {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(body).unwrap();
+    http.post(http_url(running))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn http_url(running: &faultline::cli::serve::Running) -> String {
     format!("http://{}/v1/traces", running.http.unwrap())
 }
@@ -260,17 +277,8 @@ async fn http_protobuf_json_and_gzip_are_accepted() {
     let reply = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
     assert!(reply.partial_success.is_none());
 
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&request(&rpc_pair("a", "b", 2, 1000)).encode_to_vec())
-        .unwrap();
-    let r = http
-        .post(http_url(&running))
-        .header("content-type", "application/x-protobuf")
-        .header("content-encoding", "gzip")
-        .body(gz.finish().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let body = request(&rpc_pair("a", "b", 2, 1000)).encode_to_vec();
+    let r = post_gzip(&http, &running, &body).await;
     assert_eq!(r.status(), 200);
 
     let json = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]},
@@ -372,16 +380,7 @@ async fn http_bad_input_gets_clear_errors_and_nothing_accepted_is_lost() {
         );
     }
     // A gzip bomb: small on the wire, over the limit once inflated.
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&vec![0u8; 4 << 20]).unwrap();
-    let r = http
-        .post(http_url(&running))
-        .header("content-type", "application/x-protobuf")
-        .header("content-encoding", "gzip")
-        .body(gz.finish().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = post_gzip(&http, &running, &vec![0u8; 4 << 20]).await;
     assert_eq!(r.status(), 413);
 
     let g = wait_for_graph(&running, |g| {
