@@ -6,6 +6,9 @@
 //! servicegraph connector uses `db.name`. faultline defaults to Tempo's order
 //! (it matches the conformance fixtures) and lets the pipeline pick the other.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::partial::NodeKind;
@@ -22,27 +25,40 @@ pub enum NamingRule {
     Collector,
 }
 
-/// A virtual node as a caller's attributes describe it.
+/// A virtual node as a caller's attributes name it, borrowed from the span:
+/// nothing is allocated unless the name has to be built (`host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerNode {
-    pub name: String,
+pub struct PeerRef<'a> {
+    pub name: Cow<'a, str>,
     pub kind: NodeKind,
     /// `db.system`, `db.system.name` or `messaging.system`.
-    pub system: Option<String>,
+    pub system: Option<&'a str>,
+}
+
+/// A virtual node as stored while a pair waits: interned names, so holding
+/// one per pending span costs two reference counts, not two strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerNode {
+    pub name: Arc<str>,
+    pub kind: NodeKind,
+    pub system: Option<Arc<str>>,
 }
 
 /// The database node a CLIENT span calls, if it is a database call at all.
-pub fn database_node(a: &Attributes, rule: NamingRule) -> Option<PeerNode> {
+pub fn database_node(a: &Attributes, rule: NamingRule) -> Option<PeerRef<'_>> {
     if !a.is_database() {
         return None;
     }
     let name = match rule {
-        NamingRule::Tempo => address(a)
-            .or_else(|| first_of(&[&a.db_namespace, &a.db_name, &a.db_system, &a.db_system_name])),
+        NamingRule::Tempo => address(a).or_else(|| {
+            first_of(&[&a.db_namespace, &a.db_name, &a.db_system, &a.db_system_name])
+                .map(Cow::Borrowed)
+        }),
         NamingRule::Collector => first_of(&[&a.db_name, &a.db_namespace])
-            .or_else(|| first_of(&[&a.db_system, &a.db_system_name])),
+            .or_else(|| first_of(&[&a.db_system, &a.db_system_name]))
+            .map(Cow::Borrowed),
     }?;
-    Some(PeerNode {
+    Some(PeerRef {
         name,
         kind: NodeKind::Database,
         system: first_of(&[&a.db_system, &a.db_system_name]),
@@ -51,49 +67,44 @@ pub fn database_node(a: &Attributes, rule: NamingRule) -> Option<PeerNode> {
 
 /// The peer a caller (CLIENT/PRODUCER span) or callee of an unknown caller
 /// (root SERVER/CONSUMER span) names, used when the other side never shows up.
-pub fn peer_node(a: &Attributes, rule: NamingRule) -> Option<PeerNode> {
+pub fn peer_node(a: &Attributes, rule: NamingRule) -> Option<PeerRef<'_>> {
     if let Some(db) = database_node(a, rule) {
         return Some(db);
     }
     let named = match rule {
         NamingRule::Tempo => address(a),
-        NamingRule::Collector => a.peer_service.clone(),
+        NamingRule::Collector => first_of(&[&a.peer_service]).map(Cow::Borrowed),
     };
     if let Some(name) = named {
-        return Some(PeerNode {
+        return Some(PeerRef {
             name,
             kind: NodeKind::External,
             system: None,
         });
     }
-    let destination = a.messaging_destination.clone()?;
-    Some(PeerNode {
-        name: destination,
+    Some(PeerRef {
+        name: Cow::Borrowed(first_of(&[&a.messaging_destination])?),
         kind: NodeKind::Messaging,
-        system: a.messaging_system.clone(),
+        system: first_of(&[&a.messaging_system]),
     })
 }
 
 /// `peer.service`, then `server.address`, then `network.peer.address[:port]`.
-fn address(a: &Attributes) -> Option<String> {
+fn address(a: &Attributes) -> Option<Cow<'_, str>> {
     if let Some(name) = first_of(&[&a.peer_service, &a.server_address]) {
-        return Some(name);
+        return Some(Cow::Borrowed(name));
     }
-    let host = a
-        .network_peer_address
-        .as_deref()
-        .filter(|s| !s.is_empty())?;
-    Some(match a.network_peer_port.as_deref() {
-        Some(port) if !port.is_empty() => format!("{host}:{port}"),
-        _ => host.to_owned(),
+    let host = first_of(&[&a.network_peer_address])?;
+    Some(match first_of(&[&a.network_peer_port]) {
+        Some(port) => Cow::Owned(format!("{host}:{port}")),
+        None => Cow::Borrowed(host),
     })
 }
 
-fn first_of(candidates: &[&Option<String>]) -> Option<String> {
+fn first_of<'a>(candidates: &[&'a Option<String>]) -> Option<&'a str> {
     candidates
         .iter()
         .find_map(|c| c.as_deref().filter(|s| !s.is_empty()))
-        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -111,7 +122,7 @@ mod tests {
     #[test]
     fn tempo_order_for_databases() {
         let rule = NamingRule::Tempo;
-        let name = |p: &[(&str, &str)]| database_node(&attrs(p), rule).map(|n| n.name);
+        let name = |p: &[(&str, &str)]| database_node(&attrs(p), rule).map(|n| n.name.into_owned());
         assert_eq!(
             name(&[("db.name", "a"), ("server.address", "db1")]),
             Some("db1".into())
@@ -144,23 +155,21 @@ mod tests {
         ]);
         let n = database_node(&a, NamingRule::Collector).unwrap();
         assert_eq!(n.name, "orders");
-        assert_eq!(n.system.as_deref(), Some("pg"));
+        assert_eq!(n.system, Some("pg"));
     }
 
     #[test]
     fn peers_and_queues() {
         let rule = NamingRule::Tempo;
-        let p = peer_node(&attrs(&[("peer.service", "geo")]), rule).unwrap();
-        assert_eq!((p.name.as_str(), p.kind), ("geo", NodeKind::External));
-        let q = peer_node(
-            &attrs(&[
-                ("messaging.system", "kafka"),
-                ("messaging.destination.name", "orders"),
-            ]),
-            rule,
-        )
-        .unwrap();
-        assert_eq!((q.name.as_str(), q.kind), ("orders", NodeKind::Messaging));
+        let geo = attrs(&[("peer.service", "geo")]);
+        let p = peer_node(&geo, rule).unwrap();
+        assert_eq!((&*p.name, p.kind), ("geo", NodeKind::External));
+        let queue = attrs(&[
+            ("messaging.system", "kafka"),
+            ("messaging.destination.name", "orders"),
+        ]);
+        let q = peer_node(&queue, rule).unwrap();
+        assert_eq!((&*q.name, q.kind), ("orders", NodeKind::Messaging));
         assert!(peer_node(&attrs(&[("net.peer.name", "loki")]), rule).is_none());
     }
 }

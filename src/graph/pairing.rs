@@ -290,7 +290,7 @@ mod tests {
         s.expire(999, &mut out);
         assert!(out.is_empty());
         s.expire(1000, &mut out);
-        assert!(matches!(&out[0], Outcome::ToPeer(_, p) if p.name == "geo"));
+        assert!(matches!(&out[0], Outcome::ToPeer(_, p) if &*p.name == "geo"));
         let c = s.counters();
         assert_eq!(
             (c.expired_to_virtual, c.expired_server, c.dropped, c.pending),

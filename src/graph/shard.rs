@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::naming::{database_node, peer_node, PeerNode};
+use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
 use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
 use super::settings::{Limits, OVERFLOW};
@@ -33,6 +33,8 @@ pub struct Shard {
     known: HashSet<Arc<str>, ahash::RandomState>,
     known_edges: HashSet<EdgeKey, ahash::RandomState>,
     known_ops: HashSet<(Arc<str>, Arc<str>), ahash::RandomState>,
+    /// Interned peer and system names, before they are admitted as nodes.
+    peer_names: HashSet<Arc<str>, ahash::RandomState>,
     /// Interned operation names (kept apart from node names, which are admitted).
     op_names: HashSet<Arc<str>, ahash::RandomState>,
     overflow: Arc<str>,
@@ -50,6 +52,7 @@ impl Shard {
             known_edges: HashSet::default(),
             known_ops: HashSet::default(),
             op_names: HashSet::default(),
+            peer_names: HashSet::default(),
             overflow: OVERFLOW.into(),
             outcomes: Vec::new(),
         }
@@ -80,44 +83,43 @@ impl Shard {
                 .kind = NodeKind::Service;
         }
         match span.kind {
-            SpanKind::Client | SpanKind::Producer => self.outbound(span, service, now_ms),
-            SpanKind::Server | SpanKind::Consumer => self.inbound(span, service, now_ms),
+            SpanKind::Client | SpanKind::Producer => self.outbound(span, service, failed, now_ms),
+            SpanKind::Server | SpanKind::Consumer => self.inbound(span, service, failed, now_ms),
             _ => {}
         }
         self.settle(now_ms);
     }
 
-    fn outbound(&mut self, span: &Span, service: Arc<str>, now_ms: u64) {
+    fn outbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
         let naming = self.limits.settings().naming;
         let client = ClientSide {
             service,
             duration_ns: span.duration_nanos(),
             end_unix_nano: span.end_unix_nano,
-            failed: span.is_error(),
+            failed,
             peer: None,
             producer: span.kind == SpanKind::Producer,
         };
         if span.kind == SpanKind::Client {
             if let Some(db) = database_node(&span.attributes, naming) {
+                let db = self.intern_peer(db);
                 self.outcomes.push(Outcome::ToPeer(client, db));
                 return;
             }
         }
-        let client = ClientSide {
-            peer: peer_node(&span.attributes, naming),
-            ..client
-        };
+        let peer = peer_node(&span.attributes, naming).map(|p| self.intern_peer(p));
+        let client = ClientSide { peer, ..client };
         let key = (span.trace_id, span.span_id);
         self.pairing
             .add_client(key, client, now_ms, &mut self.outcomes);
     }
 
-    fn inbound(&mut self, span: &Span, service: Arc<str>, now_ms: u64) {
+    fn inbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
         let server = ServerSide {
             service,
             duration_ns: span.duration_nanos(),
             start_unix_nano: span.start_unix_nano,
-            failed: span.is_error(),
+            failed,
             consumer: span.kind == SpanKind::Consumer,
         };
         if span.kind == SpanKind::Consumer && !span.links.is_empty() {
@@ -134,11 +136,12 @@ impl Shard {
             // A root SERVER/CONSUMER span: no caller will ever report, so the
             // edge comes from the peer it names, or from "user".
             let naming = self.limits.settings().naming;
-            let caller = peer_node(&span.attributes, naming).unwrap_or_else(|| PeerNode {
+            let caller = peer_node(&span.attributes, naming).unwrap_or(PeerRef {
                 name: USER_NODE.into(),
                 kind: NodeKind::External,
                 system: None,
             });
+            let caller = self.intern_peer(caller);
             self.record_from_peer(caller, server, now_ms);
         }
     }
@@ -227,9 +230,31 @@ impl Shard {
         let name = self.node_name(&peer.name);
         let node = self.windows.current(now_ms).node(&name, peer.kind);
         if node.system.is_none() {
-            node.system = peer.system.as_deref().map(Arc::from);
+            node.system.clone_from(&peer.system);
         }
         name
+    }
+
+    /// Interns a peer's names. Peers repeat on nearly every client span, so
+    /// this saves an allocation per span; the interner stops growing at the
+    /// node cap (past it, names are allocated per span, as a fallback).
+    fn intern_peer(&mut self, peer: PeerRef<'_>) -> PeerNode {
+        PeerNode {
+            name: self.intern(&peer.name),
+            kind: peer.kind,
+            system: peer.system.map(|s| self.intern(s)),
+        }
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(known) = self.peer_names.get(text) {
+            return known.clone();
+        }
+        let arc: Arc<str> = text.into();
+        if self.peer_names.len() < self.limits.settings().max_nodes {
+            self.peer_names.insert(arc.clone());
+        }
+        arc
     }
 
     /// The interned, admitted name for a node (or the overflow node).

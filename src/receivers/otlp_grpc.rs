@@ -97,7 +97,11 @@ fn too_large_is_resource_exhausted(response: &mut http::Response<Body>) {
     let out_of_range = headers
         .get(Status::GRPC_STATUS)
         .is_some_and(|v| v.as_bytes() == b"11");
-    if out_of_range {
+    // Only tonic's size check: its message is percent-encoded in the header.
+    let too_large = headers
+        .get(Status::GRPC_MESSAGE)
+        .is_some_and(|v| String::from_utf8_lossy(v.as_bytes()).contains("too%20large"));
+    if out_of_range && too_large {
         headers.insert(Status::GRPC_STATUS, (Code::ResourceExhausted as i32).into());
     }
 }
