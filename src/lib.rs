@@ -9,8 +9,10 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod exporters;
 pub mod graph;
 pub mod loadgen;
 pub mod model;
+pub mod operators;
 pub mod receivers;
 pub mod telemetry;

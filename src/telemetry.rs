@@ -19,6 +19,12 @@ pub struct ReceiverLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterLabel {
+    pub exporter: &'static str,
+    pub stream: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
@@ -30,6 +36,9 @@ pub struct Telemetry {
     bad_requests: Family<ReceiverLabel, Counter>,
     pairing: Family<OutcomeLabel, Gauge<u64, AtomicU64>>,
     graph_size: Family<OutcomeLabel, Gauge<u64, AtomicU64>>,
+    exported: Family<ExporterLabel, Counter>,
+    export_dropped: Family<ExporterLabel, Counter>,
+    export_buffered: Family<ExporterLabel, Gauge<u64, AtomicU64>>,
 }
 
 impl Default for Telemetry {
@@ -47,6 +56,9 @@ impl Telemetry {
             bad_requests: Family::default(),
             pairing: Family::default(),
             graph_size: Family::default(),
+            exported: Family::default(),
+            export_dropped: Family::default(),
+            export_buffered: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -74,6 +86,21 @@ impl Telemetry {
             "Distinct nodes, edges and operations in the graph",
             t.graph_size.clone(),
         );
+        registry.register(
+            "exporter_sent_records",
+            "Records an exporter delivered (acknowledged by Kafka, written to a file), by exporter and stream",
+            t.exported.clone(),
+        );
+        registry.register(
+            "exporter_dropped_records",
+            "Records an exporter gave up on (buffer full, broker refused), by exporter and stream",
+            t.export_dropped.clone(),
+        );
+        registry.register(
+            "exporter_buffered_records",
+            "Records waiting in an exporter's buffer, by exporter",
+            t.export_buffered.clone(),
+        );
         Telemetry { registry, ..t }
     }
 
@@ -93,6 +120,43 @@ impl Telemetry {
         self.bad_requests
             .get_or_create(&ReceiverLabel { receiver })
             .inc();
+    }
+
+    pub fn exported(&self, exporter: &'static str, stream: &'static str, records: u64) {
+        self.exported
+            .get_or_create(&ExporterLabel { exporter, stream })
+            .inc_by(records);
+    }
+
+    pub fn export_dropped(&self, exporter: &'static str, stream: &'static str, records: u64) {
+        self.export_dropped
+            .get_or_create(&ExporterLabel { exporter, stream })
+            .inc_by(records);
+    }
+
+    /// Sets the number of records waiting in `exporter`'s buffer.
+    pub fn export_buffered(&self, exporter: &'static str, records: u64) {
+        self.export_buffered
+            .get_or_create(&ExporterLabel {
+                exporter,
+                stream: "all",
+            })
+            .set(records);
+    }
+
+    /// Records dropped so far by one exporter, over all streams (tests read this).
+    pub fn export_dropped_total(&self, exporter: &'static str) -> u64 {
+        crate::exporters::Stream::ALL
+            .iter()
+            .map(|s| {
+                self.export_dropped
+                    .get_or_create(&ExporterLabel {
+                        exporter,
+                        stream: s.name(),
+                    })
+                    .get()
+            })
+            .sum()
     }
 
     /// Accepted spans so far, for one receiver (tests and `loadgen` read this).

@@ -72,6 +72,9 @@ pub struct Processors {
     /// The interaction graph (always present; this sets its knobs).
     #[serde(default)]
     pub graph: GraphProcessor,
+    /// Signals, baselines, anomalies and hotspot ranking.
+    #[serde(default)]
+    pub operators: crate::operators::OperatorSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,7 +158,12 @@ impl GraphProcessor {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Exporters {}
+pub struct Exporters {
+    /// JSON lines files in a data directory (the embedded default).
+    pub jsonl: Option<crate::exporters::jsonl::JsonlConfig>,
+    /// Kafka topics, through librdkafka.
+    pub kafka: Option<crate::exporters::kafka::KafkaConfig>,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +203,7 @@ pub struct TracesPipeline {
     pub exporters: Vec<String>,
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!("{text:?} is not a duration like 10s or 500ms: {e}"))
@@ -216,21 +224,28 @@ impl PipelineConfig {
                 ));
             }
         }
+        for e in &traces.exporters {
+            let declared = match e.as_str() {
+                "jsonl" => self.exporters.jsonl.is_some(),
+                "kafka" => self.exporters.kafka.is_some(),
+                _ => false,
+            };
+            if !declared {
+                return Err(undeclared(
+                    "service.pipelines.traces.exporters",
+                    "exporters",
+                    e,
+                ));
+            }
+        }
         for p in &traces.processors {
-            if p != "graph" {
+            if p != "graph" && p != "operators" {
                 return Err(undeclared(
                     "service.pipelines.traces.processors",
                     "processors",
                     p,
                 ));
             }
-        }
-        if let Some(e) = traces.exporters.first() {
-            return Err(undeclared(
-                "service.pipelines.traces.exporters",
-                "exporters",
-                e,
-            ));
         }
         for x in &self.service.extensions {
             if !(x == "api" && self.extensions.api.is_some()) {
@@ -262,6 +277,21 @@ impl PipelineConfig {
             .as_ref()
             .filter(|_| enabled)
             .map(|a| a.endpoint)
+    }
+
+    /// The JSON lines exporter, if the traces pipeline uses it.
+    pub fn jsonl_exporter(&self) -> Option<&crate::exporters::jsonl::JsonlConfig> {
+        self.exporters.jsonl.as_ref().filter(|_| self.exports_to("jsonl"))
+    }
+
+    /// The Kafka exporter, if the traces pipeline uses it.
+    pub fn kafka_exporter(&self) -> Option<&crate::exporters::kafka::KafkaConfig> {
+        self.exporters.kafka.as_ref().filter(|_| self.exports_to("kafka"))
+    }
+
+    fn exports_to(&self, name: &str) -> bool {
+        let traces = &self.service.pipelines.traces;
+        traces.exporters.iter().any(|e| e == name)
     }
 
     /// The OTLP receiver, if the traces pipeline uses it.

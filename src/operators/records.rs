@@ -1,0 +1,185 @@
+//! The records operators publish: signals, anomalies, hotspots, paths.
+//!
+//! These are a public contract — the API, the JSON lines files and the Kafka
+//! topics carry them as they serialize here, and `docs/records.md` documents
+//! them. Add fields, never rename them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::partial::EdgeKind;
+
+/// What a record is about. Its [`Target::key`] is the Kafka message key, so
+/// a consumer sees all records of one target in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// One service boundary: calls from `source` to `target`.
+    Edge {
+        source: String,
+        target: String,
+        kind: EdgeKind,
+    },
+    /// A root-to-leaf chain of nodes seen in traces (`gateway > orders > redis`).
+    Path { nodes: Vec<String> },
+    /// A messaging destination (topic or queue), named as its virtual node.
+    Destination { name: String },
+    /// Traces that cross the same set of edges; `signature` is a stable hash.
+    Cluster {
+        signature: String,
+        edges: Vec<String>,
+    },
+}
+
+impl Target {
+    /// The stable key: `edge:a->b`, `path:a>b>c`, `destination:orders`,
+    /// `cluster:<signature>`.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Edge { source, target, .. } => format!("edge:{source}->{target}"),
+            Target::Path { nodes } => format!("path:{}", nodes.join(">")),
+            Target::Destination { name } => format!("destination:{name}"),
+            Target::Cluster { signature, .. } => format!("cluster:{signature}"),
+        }
+    }
+
+    pub fn edge(source: &str, target: &str, kind: EdgeKind) -> Target {
+        Target::Edge {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            kind,
+        }
+    }
+}
+
+/// A target's baseline for one signal, over its own recent windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub median: f64,
+    /// Median absolute deviation (unscaled).
+    pub mad: f64,
+    pub ewma: f64,
+    /// How many past windows the baseline was computed over.
+    pub windows: usize,
+}
+
+/// One signal of one target in one evaluated window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub value: f64,
+    /// `None` until enough windows have been seen.
+    pub baseline: Option<Baseline>,
+    /// Robust z-score against the baseline (`None` without one).
+    pub z: Option<f64>,
+    /// Whether the value is within tolerance of its baseline (true when
+    /// there is no baseline yet, or too few calls to judge).
+    pub within_tolerance: bool,
+}
+
+/// Every signal of one target in one evaluated window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// Increases by one per record on this stream, per process: a gap in
+    /// the sequence a consumer reads means a lost record.
+    pub seq: u64,
+    pub key: String,
+    pub target: Target,
+    /// The evaluated window: `[window_start_ms, window_end_ms)`.
+    pub window_start_ms: u64,
+    pub window_end_ms: u64,
+    /// Calls (edges), traces (paths, clusters) or messages (destinations).
+    pub calls: u64,
+    /// Signal name → value. Names: see [`SignalName`].
+    pub signals: BTreeMap<String, Signal>,
+}
+
+/// The signal names, as they appear in [`SignalRecord::signals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalName {
+    ErrorRate,
+    TimeoutRate,
+    P99Ms,
+    Retries,
+    RetryAmplification,
+    QueueDepth,
+    QueueLagMs,
+    OutOfOrder,
+}
+
+impl SignalName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalName::ErrorRate => "error_rate",
+            SignalName::TimeoutRate => "timeout_rate",
+            SignalName::P99Ms => "p99_ms",
+            SignalName::Retries => "retries",
+            SignalName::RetryAmplification => "retry_amplification",
+            SignalName::QueueDepth => "queue_depth",
+            SignalName::QueueLagMs => "queue_lag_ms",
+            SignalName::OutOfOrder => "out_of_order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyState {
+    Start,
+    End,
+}
+
+/// An anomaly starting or ending. Start and end share the `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyEvent {
+    pub seq: u64,
+    /// `<target key>/<signal>/<start ms>`.
+    pub id: String,
+    pub state: AnomalyState,
+    pub key: String,
+    pub target: Target,
+    /// A [`SignalName`], or `new_signature` for a never-seen path cluster.
+    pub signal: String,
+    pub value: f64,
+    pub baseline: Option<Baseline>,
+    pub z: Option<f64>,
+    pub started_ms: u64,
+    /// Set on `end` events.
+    pub ended_ms: Option<u64>,
+    /// In words, for people: what departed from what.
+    pub reason: String,
+}
+
+/// One part of a hotspot's score, so a user sees why it ranks where it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreComponent {
+    /// `error_rate`, `p99_vs_baseline`, `tail_latency`, `timeouts`,
+    /// `retry_amplification`, `queue_lag`, `fan_out`, `anomalies`.
+    pub name: String,
+    /// The observed value the points come from.
+    pub value: f64,
+    /// The points this component adds to the score (before feedback).
+    pub points: f64,
+    pub why: String,
+}
+
+/// A ranked place to cut first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hotspot {
+    pub seq: u64,
+    /// 1 is the riskiest.
+    pub rank: usize,
+    pub key: String,
+    pub target: Target,
+    /// Sum of component points times the feedback weight.
+    pub score: f64,
+    pub components: Vec<ScoreComponent>,
+    /// The stored per-target weight experiments raise (default 1).
+    pub feedback_weight: f64,
+    /// Ids of anomalies active on this target.
+    pub anomalies: Vec<String>,
+    /// The latest values of the target's signals.
+    pub signals: BTreeMap<String, f64>,
+    pub at_ms: u64,
+}
