@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::graph::traces::TraceSettings;
 use crate::graph::{GraphSettings, NamingRule};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +99,36 @@ pub struct GraphProcessor {
     pub max_operations: usize,
     /// Aggregation shards (threads); 0 means one per CPU.
     pub shards: usize,
+    /// Trace assembly, for paths, clusters and retries.
+    pub traces: Traces,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Traces {
+    /// A trace is read once no span arrived for it for this long, e.g. `2s`.
+    #[serde(deserialize_with = "duration")]
+    pub idle: Duration,
+    /// Open traces per shard; spans of further traces skip assembly (counted).
+    pub max_traces: usize,
+    /// A failed call repeated to the same peer and operation within this
+    /// gap counts as a retry (where `http.request.resend_count` is absent).
+    #[serde(deserialize_with = "duration")]
+    pub retry_gap: Duration,
+    /// Distinct paths and clusters kept per window and shard.
+    pub max_paths: usize,
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        let d = TraceSettings::default();
+        Traces {
+            idle: Duration::from_millis(d.idle_ms),
+            max_traces: d.max_traces,
+            retry_gap: Duration::from_nanos(d.retry_gap_ns),
+            max_paths: d.max_paths,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +154,7 @@ impl Default for GraphProcessor {
             max_edges: d.max_edges,
             max_operations: d.max_operations,
             shards: 0,
+            traces: Traces::default(),
         }
     }
 }
@@ -152,6 +184,13 @@ impl GraphProcessor {
             max_operations: self.max_operations,
             naming: self.naming,
             shards: if self.shards == 0 { cpus } else { self.shards },
+            traces: TraceSettings {
+                idle_ms: self.traces.idle.as_millis() as u64,
+                max_traces: self.traces.max_traces,
+                retry_gap_ns: self.traces.retry_gap.as_nanos() as u64,
+                max_paths: self.traces.max_paths,
+                ..TraceSettings::default()
+            },
         }
     }
 }
@@ -281,12 +320,18 @@ impl PipelineConfig {
 
     /// The JSON lines exporter, if the traces pipeline uses it.
     pub fn jsonl_exporter(&self) -> Option<&crate::exporters::jsonl::JsonlConfig> {
-        self.exporters.jsonl.as_ref().filter(|_| self.exports_to("jsonl"))
+        self.exporters
+            .jsonl
+            .as_ref()
+            .filter(|_| self.exports_to("jsonl"))
     }
 
     /// The Kafka exporter, if the traces pipeline uses it.
     pub fn kafka_exporter(&self) -> Option<&crate::exporters::kafka::KafkaConfig> {
-        self.exporters.kafka.as_ref().filter(|_| self.exports_to("kafka"))
+        self.exporters
+            .kafka
+            .as_ref()
+            .filter(|_| self.exports_to("kafka"))
     }
 
     fn exports_to(&self, name: &str) -> bool {

@@ -5,6 +5,7 @@
 //! ([`Graph::view`]) asks every shard for its merged partial of the selected
 //! windows and merges those into a [`GraphView`].
 
+pub mod messaging;
 pub mod naming;
 pub mod pairing;
 pub mod partial;
@@ -12,6 +13,7 @@ pub mod render;
 pub mod settings;
 pub mod shard;
 pub mod stats;
+pub mod traces;
 pub mod view;
 pub mod window;
 

@@ -29,6 +29,10 @@ pub struct ClientSide {
     pub peer: Option<PeerNode>,
     /// A PRODUCER: may pair with several consumers, so it stays until its TTL.
     pub producer: bool,
+    pub timeout: bool,
+    /// Messaging: the destination and the message's ordering key.
+    pub destination: Option<Arc<str>>,
+    pub key: Option<Arc<str>>,
 }
 
 /// The callee's side of a boundary.
@@ -39,6 +43,9 @@ pub struct ServerSide {
     pub start_unix_nano: u64,
     pub failed: bool,
     pub consumer: bool,
+    pub timeout: bool,
+    pub destination: Option<Arc<str>>,
+    pub key: Option<Arc<str>>,
 }
 
 /// What pairing produced.
@@ -238,6 +245,9 @@ mod tests {
                 system: None,
             }),
             producer,
+            timeout: false,
+            destination: None,
+            key: None,
         }
     }
 
@@ -248,6 +258,9 @@ mod tests {
             start_unix_nano: 120,
             failed: false,
             consumer: false,
+            timeout: false,
+            destination: None,
+            key: None,
         }
     }
 

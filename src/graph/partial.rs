@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{EdgeStats, NodeStats};
+use super::stats::{ClusterStats, DestinationStats, EdgeStats, NodeStats, PathStats};
 
 /// What a node stands for. Only `Service` nodes send spans; the others are
 /// virtual, named from the callers' attributes.
@@ -48,18 +48,41 @@ pub struct NodeEntry {
     pub kind: NodeKind,
     /// `db.system` / `messaging.system` of a virtual node (`redis`, `kafka`).
     pub system: Option<Arc<str>>,
+    /// `k8s.namespace.name` and `k8s.deployment.name` of a service's resource.
+    pub k8s_namespace: Option<Arc<str>>,
+    pub k8s_deployment: Option<Arc<str>>,
     pub stats: NodeStats,
 }
+
+/// A path's nodes, root first.
+pub type PathKey = Arc<[Arc<str>]>;
 
 #[derive(Clone, Default)]
 pub struct WindowPartial {
     pub nodes: HashMap<Arc<str>, NodeEntry>,
     pub edges: HashMap<EdgeKey, EdgeStats>,
+    pub paths: HashMap<PathKey, PathStats>,
+    /// By signature hash (see `graph::traces::signature`).
+    pub clusters: HashMap<u64, ClusterStats>,
+    pub destinations: HashMap<Arc<str>, DestinationStats>,
 }
 
 impl WindowPartial {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.edges.is_empty()
+        self.nodes.is_empty()
+            && self.edges.is_empty()
+            && self.paths.is_empty()
+            && self.destinations.is_empty()
+    }
+
+    pub fn destination(&mut self, name: &Arc<str>) -> &mut DestinationStats {
+        if !self.destinations.contains_key(name) {
+            self.destinations
+                .insert(name.clone(), DestinationStats::default());
+        }
+        self.destinations
+            .get_mut(name)
+            .expect("inserted just above")
     }
 
     /// The node's entry, created with zero counts when first seen.
@@ -89,12 +112,38 @@ impl WindowPartial {
         for (key, stats) in &other.edges {
             self.edge(key).merge(stats);
         }
+        for (key, stats) in &other.paths {
+            self.paths.entry(key.clone()).or_default().merge(stats);
+        }
+        for (key, stats) in &other.clusters {
+            self.clusters.entry(*key).or_default().merge(stats);
+        }
+        for (name, stats) in &other.destinations {
+            self.destination(name).merge(stats);
+        }
+    }
+
+    /// Drops what only recent windows keep (deliveries), before folding
+    /// into the long-term history.
+    pub fn forget_details(&mut self) {
+        self.destinations
+            .values_mut()
+            .for_each(|d| d.deliveries = Vec::new());
     }
 
     /// Shrinks the histograms to their encoded form once the window is closed.
     pub fn compact(&mut self) {
         self.nodes.values_mut().for_each(|n| n.stats.compact());
         self.edges.values_mut().for_each(EdgeStats::compact);
+        for p in self.paths.values_mut() {
+            p.latency.compact();
+        }
+        for c in self.clusters.values_mut() {
+            c.latency.compact();
+        }
+        self.destinations
+            .values_mut()
+            .for_each(DestinationStats::compact);
     }
 }
 
@@ -103,6 +152,8 @@ impl NodeEntry {
         NodeEntry {
             kind,
             system,
+            k8s_namespace: None,
+            k8s_deployment: None,
             stats: NodeStats::default(),
         }
     }
@@ -115,6 +166,12 @@ impl NodeEntry {
         }
         if self.system.is_none() {
             self.system.clone_from(&other.system);
+        }
+        if self.k8s_namespace.is_none() {
+            self.k8s_namespace.clone_from(&other.k8s_namespace);
+        }
+        if self.k8s_deployment.is_none() {
+            self.k8s_deployment.clone_from(&other.k8s_deployment);
         }
         self.stats.merge(&other.stats);
     }

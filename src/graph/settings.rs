@@ -6,6 +6,7 @@ use dashmap::DashMap;
 
 use super::naming::NamingRule;
 use super::partial::EdgeKey;
+use super::traces::TraceSettings;
 
 /// How the graph is cut into windows, how long pairs wait and how large it may grow.
 #[derive(Debug, Clone)]
@@ -20,13 +21,14 @@ pub struct GraphSettings {
     pub max_operations: usize,
     pub naming: NamingRule,
     pub shards: usize,
+    pub traces: TraceSettings,
 }
 
 impl Default for GraphSettings {
     fn default() -> Self {
         GraphSettings {
-            window_ms: 10_000,
-            windows_kept: 30,
+            window_ms: 1_000,
+            windows_kept: 120,
             pairing_ttl_ms: 10_000,
             max_pending: 100_000,
             max_nodes: 10_000,
@@ -34,6 +36,7 @@ impl Default for GraphSettings {
             max_operations: 100_000,
             naming: NamingRule::Tempo,
             shards: 2,
+            traces: TraceSettings::default(),
         }
     }
 }

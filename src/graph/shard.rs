@@ -12,6 +12,8 @@ use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
 use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
 use super::settings::{Limits, OVERFLOW};
+use super::stats::{Delivery, MAX_DELIVERIES};
+use super::traces::{self, SpanRec, TraceAssembler, TraceFacts};
 use super::window::{WindowSelect, Windows};
 use crate::model::{Span, SpanKind};
 
@@ -39,11 +41,13 @@ pub struct Shard {
     op_names: HashSet<Arc<str>, ahash::RandomState>,
     overflow: Arc<str>,
     outcomes: Vec<Outcome>,
+    traces: TraceAssembler,
 }
 
 impl Shard {
     pub fn new(limits: Arc<Limits>) -> Shard {
         let s = limits.settings();
+        let traces = TraceAssembler::new(s.traces.clone());
         Shard {
             pairing: PairingStore::new(s.pairing_ttl_ms, s.max_pending),
             windows: Windows::new(s.window_ms, s.windows_kept),
@@ -55,6 +59,7 @@ impl Shard {
             peer_names: HashSet::default(),
             overflow: OVERFLOW.into(),
             outcomes: Vec::new(),
+            traces,
         }
     }
 
@@ -63,64 +68,150 @@ impl Shard {
         let service = self.node_name(span.service());
         let failed = span.is_error();
         let duration = span.duration_nanos();
+        let op = self.operation(&service, &span.name);
+        let node = self
+            .windows
+            .current(now_ms)
+            .node(&service, NodeKind::Service);
+        node.kind = NodeKind::Service;
+        if node.k8s_namespace.is_none() && span.resource.k8s_namespace.is_some() {
+            node.k8s_namespace = span.resource.k8s_namespace.as_deref().map(Arc::from);
+            node.k8s_deployment = span.resource.k8s_deployment.as_deref().map(Arc::from);
+        }
         if span.kind.is_inbound() || span.is_root() {
-            let op = self.operation(&service, &span.name);
-            let node = self
-                .windows
-                .current(now_ms)
-                .node(&service, NodeKind::Service);
-            node.kind = NodeKind::Service;
             node.stats.calls.record(duration, failed);
             node.stats
                 .operations
-                .entry(op)
+                .entry(op.clone())
                 .or_default()
                 .record(duration, failed);
-        } else {
-            self.windows
-                .current(now_ms)
-                .node(&service, NodeKind::Service)
-                .kind = NodeKind::Service;
         }
+        let peer = self.peer_of(span);
+        self.count_message(span, now_ms);
+        self.traces.add(
+            span.trace_id,
+            SpanRec {
+                span_id: span.span_id,
+                parent: span.parent_span_id,
+                service: service.clone(),
+                kind: span.kind,
+                start: span.start_unix_nano,
+                end: span.end_unix_nano,
+                failed,
+                name: op,
+                resend: span.attributes.http_resend_count,
+                peer: peer.clone(),
+            },
+            now_ms,
+        );
         match span.kind {
-            SpanKind::Client | SpanKind::Producer => self.outbound(span, service, failed, now_ms),
+            SpanKind::Client | SpanKind::Producer => {
+                self.outbound(span, service, failed, peer, now_ms)
+            }
             SpanKind::Server | SpanKind::Consumer => self.inbound(span, service, failed, now_ms),
             _ => {}
         }
         self.settle(now_ms);
     }
 
-    fn outbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
+    /// The database or named peer of a CLIENT/PRODUCER span.
+    fn peer_of(&mut self, span: &Span) -> Option<PeerNode> {
+        if !span.kind.is_outbound() {
+            return None;
+        }
         let naming = self.limits.settings().naming;
+        if span.kind == SpanKind::Client {
+            if let Some(db) = database_node(&span.attributes, naming) {
+                return Some(self.intern_peer(db));
+            }
+        }
+        peer_node(&span.attributes, naming).map(|p| self.intern_peer(p))
+    }
+
+    /// Counts a PRODUCER or CONSUMER span against its destination.
+    fn count_message(&mut self, span: &Span, now_ms: u64) {
+        let (Some(name), true) = (
+            span.attributes.messaging_destination.as_deref(),
+            matches!(span.kind, SpanKind::Producer | SpanKind::Consumer),
+        ) else {
+            return;
+        };
+        let name = self.intern(name);
+        let system = span
+            .attributes
+            .messaging_system
+            .as_deref()
+            .map(|s| self.intern(s));
+        let d = self.windows.current(now_ms).destination(&name);
+        if d.system.is_none() {
+            d.system = system;
+        }
+        if span.kind == SpanKind::Producer {
+            d.produced += 1;
+        } else {
+            d.consumed += 1;
+        }
+    }
+
+    /// The destination and ordering key of a messaging span.
+    fn message_of(&mut self, span: &Span) -> (Option<Arc<str>>, Option<Arc<str>>) {
+        let a = &span.attributes;
+        if !matches!(span.kind, SpanKind::Producer | SpanKind::Consumer) {
+            return (None, None);
+        }
+        let destination = a.messaging_destination.as_deref().map(|d| self.intern(d));
+        let key = a
+            .messaging_key
+            .as_deref()
+            .or(a.messaging_partition.as_deref())
+            .map(|k| self.intern(k));
+        (destination, key)
+    }
+
+    fn outbound(
+        &mut self,
+        span: &Span,
+        service: Arc<str>,
+        failed: bool,
+        peer: Option<PeerNode>,
+        now_ms: u64,
+    ) {
+        let (destination, key) = self.message_of(span);
         let client = ClientSide {
             service,
             duration_ns: span.duration_nanos(),
             end_unix_nano: span.end_unix_nano,
             failed,
-            peer: None,
+            peer,
             producer: span.kind == SpanKind::Producer,
+            timeout: failed && span.is_timeout(),
+            destination,
+            key,
         };
-        if span.kind == SpanKind::Client {
-            if let Some(db) = database_node(&span.attributes, naming) {
-                let db = self.intern_peer(db);
-                self.outcomes.push(Outcome::ToPeer(client, db));
-                return;
-            }
+        if let Some(db) = client
+            .peer
+            .clone()
+            .filter(|p| p.kind == NodeKind::Database && span.kind == SpanKind::Client)
+        {
+            self.outcomes.push(Outcome::ToPeer(client, db));
+            return;
         }
-        let peer = peer_node(&span.attributes, naming).map(|p| self.intern_peer(p));
-        let client = ClientSide { peer, ..client };
         let key = (span.trace_id, span.span_id);
         self.pairing
             .add_client(key, client, now_ms, &mut self.outcomes);
     }
 
     fn inbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
+        let (destination, key) = self.message_of(span);
         let server = ServerSide {
             service,
             duration_ns: span.duration_nanos(),
             start_unix_nano: span.start_unix_nano,
             failed,
             consumer: span.kind == SpanKind::Consumer,
+            timeout: failed && span.is_timeout(),
+            destination,
+            key,
         };
         if span.kind == SpanKind::Consumer && !span.links.is_empty() {
             for link in &span.links {
@@ -151,12 +242,52 @@ impl Shard {
         self.windows.advance(now_ms);
         self.pairing.expire(now_ms, &mut self.outcomes);
         self.settle(now_ms);
+        let facts = self.traces.expire(now_ms);
+        self.record_traces(facts, now_ms);
     }
 
-    /// Expires every pending pair now, as at the end of an offline import.
+    /// Expires every pending pair and open trace now, as at the end of an
+    /// offline import.
     pub fn flush(&mut self, now_ms: u64) {
         self.pairing.expire_all(&mut self.outcomes);
         self.settle(now_ms);
+        let facts = self.traces.expire_all();
+        self.record_traces(facts, now_ms);
+    }
+
+    /// Closed windows after `index`, for the operators.
+    pub fn closed_after(&self, index: u64) -> (Vec<(u64, super::partial::WindowPartial)>, u64) {
+        (
+            self.windows.closed_after(index),
+            self.windows.current_index(),
+        )
+    }
+
+    /// Traces not assembled because too many were open.
+    pub fn traces_skipped(&self) -> u64 {
+        self.traces.skipped
+    }
+
+    fn record_traces(&mut self, facts: Vec<TraceFacts>, now_ms: u64) {
+        let max = self.traces.settings().max_paths;
+        for f in facts {
+            let attempts: Vec<_> = f
+                .attempts
+                .iter()
+                .map(|(e, a, r)| {
+                    let key = self.edge_key(e.source.clone(), e.target.clone(), e.kind);
+                    (key, *a, *r)
+                })
+                .collect();
+            let window = self.windows.current(now_ms);
+            for (key, a, r) in attempts {
+                let edge = window.edge(&key);
+                edge.attempts += a;
+                edge.retries += r;
+            }
+            traces::record_paths(&mut window.paths, &f, max);
+            traces::record_cluster(&mut window.clusters, &f, max);
+        }
     }
 
     pub fn pairing_counters(&self) -> PairingCounters {
@@ -191,14 +322,31 @@ impl Shard {
             EdgeKind::Rpc
         };
         let key = self.edge_key(client.service, server.service, kind);
-        let edge = self.windows.current(now_ms).edge(&key);
+        let window = self.windows.current(now_ms);
+        let edge = window.edge(&key);
         edge.calls += 1;
         edge.errors += u64::from(client.failed || server.failed);
+        edge.timeouts += u64::from(client.timeout || server.timeout);
         edge.client.record(client.duration_ns);
         edge.server.record(server.duration_ns);
-        if messaging && server.start_unix_nano >= client.end_unix_nano {
-            edge.queue
-                .record(server.start_unix_nano - client.end_unix_nano);
+        if !messaging {
+            return;
+        }
+        let lag = server.start_unix_nano.saturating_sub(client.end_unix_nano);
+        if server.start_unix_nano >= client.end_unix_nano {
+            edge.queue.record(lag);
+        }
+        let Some(name) = server.destination.or(client.destination) else {
+            return;
+        };
+        let d = window.destination(&name);
+        d.lag.record(lag);
+        if d.deliveries.len() < MAX_DELIVERIES {
+            d.deliveries.push(Delivery {
+                key: server.key.or(client.key),
+                produced_ns: client.end_unix_nano,
+                consumed_ns: server.start_unix_nano,
+            });
         }
     }
 
@@ -209,6 +357,7 @@ impl Shard {
         let edge = window.edge(&key);
         edge.calls += 1;
         edge.errors += u64::from(client.failed);
+        edge.timeouts += u64::from(client.timeout);
         edge.client.record(client.duration_ns);
         let node = window.node(&target, peer.kind);
         node.stats.calls.record(client.duration_ns, client.failed);
@@ -220,6 +369,7 @@ impl Shard {
         let edge = self.windows.current(now_ms).edge(&key);
         edge.calls += 1;
         edge.errors += u64::from(server.failed);
+        edge.timeouts += u64::from(server.timeout);
         // The caller's own latency is unknown; the server's is the best bound.
         edge.client.record(server.duration_ns);
         edge.server.record(server.duration_ns);

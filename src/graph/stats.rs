@@ -178,6 +178,12 @@ impl CallStats {
 pub struct EdgeStats {
     pub calls: u64,
     pub errors: u64,
+    /// Calls that failed by timing out (deadline, timeout status or exception).
+    pub timeouts: u64,
+    /// From assembled traces: client spans on this edge, and how many of
+    /// them were retries of an earlier attempt.
+    pub attempts: u64,
+    pub retries: u64,
     pub client: Latency,
     pub server: Latency,
     pub queue: Latency,
@@ -187,6 +193,9 @@ impl EdgeStats {
     pub fn merge(&mut self, other: &EdgeStats) {
         self.calls += other.calls;
         self.errors += other.errors;
+        self.timeouts += other.timeouts;
+        self.attempts += other.attempts;
+        self.retries += other.retries;
         self.client.merge(&other.client);
         self.server.merge(&other.server);
         self.queue.merge(&other.queue);
@@ -217,6 +226,96 @@ impl NodeStats {
     pub fn compact(&mut self) {
         self.calls.compact();
         self.operations.values_mut().for_each(CallStats::compact);
+    }
+}
+
+/// One path (a root-to-leaf chain of nodes) over the traces that followed it.
+#[derive(Clone, Default)]
+pub struct PathStats {
+    pub traces: u64,
+    pub errors: u64,
+    /// End to end: the root span's duration.
+    pub latency: Latency,
+    /// Per hop, the sum over traces of the hop's share of the end-to-end
+    /// time (its client span's duration minus the next hop's).
+    pub share_sums: Vec<f64>,
+}
+
+impl PathStats {
+    pub fn merge(&mut self, other: &PathStats) {
+        self.traces += other.traces;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+        if self.share_sums.len() < other.share_sums.len() {
+            self.share_sums.resize(other.share_sums.len(), 0.0);
+        }
+        for (mine, theirs) in self.share_sums.iter_mut().zip(&other.share_sums) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// Traces that crossed the same set of edges.
+#[derive(Clone, Default)]
+pub struct ClusterStats {
+    /// The signature's edges, `source->target`, sorted.
+    pub edges: Arc<[Arc<str>]>,
+    pub traces: u64,
+    pub errors: u64,
+    pub latency: Latency,
+}
+
+impl ClusterStats {
+    pub fn merge(&mut self, other: &ClusterStats) {
+        if self.edges.is_empty() {
+            self.edges = other.edges.clone();
+        }
+        self.traces += other.traces;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// One consumed message: when it was produced and consumed, and the key
+/// whose order it belongs to (message key, else partition, else none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub key: Option<Arc<str>>,
+    pub produced_ns: u64,
+    pub consumed_ns: u64,
+}
+
+/// Deliveries kept per destination and window, for reorder detection.
+pub const MAX_DELIVERIES: usize = 10_000;
+
+/// A messaging destination (topic, queue): what went in and what came out.
+#[derive(Clone, Default)]
+pub struct DestinationStats {
+    pub system: Option<Arc<str>>,
+    pub produced: u64,
+    pub consumed: u64,
+    /// Consumer start minus producer end, for paired messages.
+    pub lag: Latency,
+    /// Paired deliveries (up to [`MAX_DELIVERIES`]); kept only in live and
+    /// recent windows, not in the folded history.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl DestinationStats {
+    pub fn merge(&mut self, other: &DestinationStats) {
+        if self.system.is_none() {
+            self.system.clone_from(&other.system);
+        }
+        self.produced += other.produced;
+        self.consumed += other.consumed;
+        self.lag.merge(&other.lag);
+        let room = MAX_DELIVERIES.saturating_sub(self.deliveries.len());
+        self.deliveries
+            .extend(other.deliveries.iter().take(room).cloned());
+    }
+
+    pub fn compact(&mut self) {
+        self.lag.compact();
     }
 }
 

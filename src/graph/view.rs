@@ -20,6 +20,58 @@ pub struct GraphView {
     pub nodes: Vec<NodeView>,
     pub edges: Vec<EdgeView>,
     pub unpaired: PairingCounters,
+    /// Root-to-leaf chains of nodes seen in assembled traces, busiest first.
+    pub paths: Vec<PathView>,
+    /// Traces grouped by the set of edges they cross, busiest first.
+    pub clusters: Vec<ClusterView>,
+    /// Messaging destinations (topics, queues).
+    pub destinations: Vec<DestinationView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HopView {
+    pub source: String,
+    pub target: String,
+    /// Mean share of the end-to-end time spent in this hop alone (0..1).
+    pub share: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PathView {
+    pub nodes: Vec<String>,
+    pub traces: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    /// End to end: the root span's duration.
+    pub latency_ms: Option<LatencySummary>,
+    pub hops: Vec<HopView>,
+    /// The hop with the largest share: where the path's time goes.
+    pub critical_edge: Option<HopView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterView {
+    pub signature: String,
+    pub edges: Vec<String>,
+    pub traces: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub latency_ms: Option<LatencySummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DestinationView {
+    pub name: String,
+    pub system: Option<String>,
+    pub produced: u64,
+    pub consumed: u64,
+    /// Produced minus consumed over the selected windows (at least 0).
+    pub in_flight: u64,
+    /// Consumer start minus producer end.
+    pub lag_ms: Option<LatencySummary>,
+    /// Deliveries whose message was produced before one of the same key
+    /// consumed earlier, within the selected windows.
+    pub out_of_order: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +96,8 @@ pub struct NodeView {
     /// Distinct nodes reachable downstream of this one.
     pub fan_out: usize,
     pub operations: Vec<OperationView>,
+    pub k8s_namespace: Option<String>,
+    pub k8s_deployment: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +117,11 @@ pub struct EdgeView {
     pub calls: u64,
     pub errors: u64,
     pub error_rate: f64,
+    /// Calls that failed by timing out.
+    pub timeouts: u64,
+    /// Client spans on this edge in assembled traces, and the retries among them.
+    pub attempts: u64,
+    pub retries: u64,
     /// The caller's view of each call.
     pub latency_ms: Option<LatencySummary>,
     /// The callee's own span, where it was seen.
@@ -88,7 +147,7 @@ impl WindowInfo {
     }
 }
 
-fn rate(errors: u64, calls: u64) -> f64 {
+pub(crate) fn rate(errors: u64, calls: u64) -> f64 {
     if calls == 0 {
         0.0
     } else {
@@ -126,6 +185,8 @@ impl GraphView {
                     latency_ms: n.stats.calls.latency.summary(),
                     fan_out: fan_out.get(id).copied().unwrap_or(0),
                     operations: operations(&n.stats.operations),
+                    k8s_namespace: n.k8s_namespace.as_deref().map(str::to_owned),
+                    k8s_deployment: n.k8s_deployment.as_deref().map(str::to_owned),
                 })
                 .collect(),
             edges: edges
@@ -137,12 +198,18 @@ impl GraphView {
                     calls: e.calls,
                     errors: e.errors,
                     error_rate: rate(e.errors, e.calls),
+                    timeouts: e.timeouts,
+                    attempts: e.attempts,
+                    retries: e.retries,
                     latency_ms: e.client.summary(),
                     server_latency_ms: e.server.summary(),
                     queue_latency_ms: e.queue.summary(),
                 })
                 .collect(),
             unpaired,
+            paths: super::traces::path_views(&partial.paths),
+            clusters: super::traces::cluster_views(&partial.clusters),
+            destinations: super::messaging::destination_views(&partial.destinations),
         }
     }
 

@@ -67,7 +67,8 @@ impl Windows {
         }
         self.current_index = index;
         while self.closed.len() + 1 > self.keep {
-            if let Some((_, old)) = self.closed.pop_front() {
+            if let Some((_, mut old)) = self.closed.pop_front() {
+                old.forget_details();
                 self.evicted.merge(&old);
             }
         }
@@ -75,7 +76,8 @@ impl Windows {
         // spans arrived for a while, so `Last(n)` means wall-clock windows.
         let oldest_kept = index.saturating_sub(self.keep as u64 - 1);
         while self.closed.front().is_some_and(|(i, _)| *i < oldest_kept) {
-            if let Some((_, old)) = self.closed.pop_front() {
+            if let Some((_, mut old)) = self.closed.pop_front() {
+                old.forget_details();
                 self.evicted.merge(&old);
             }
         }
@@ -99,6 +101,21 @@ impl Windows {
             out.merge(&self.evicted);
         }
         (out, first * self.length_ms)
+    }
+
+    /// Closed windows with an index above `after`, oldest first (for the
+    /// operators, which evaluate each closed window once).
+    pub fn closed_after(&self, after: u64) -> Vec<(u64, WindowPartial)> {
+        self.closed
+            .iter()
+            .filter(|(i, _)| *i > after)
+            .cloned()
+            .collect()
+    }
+
+    /// The index of the window in progress (`time / length`).
+    pub fn current_index(&self) -> u64 {
+        self.current_index
     }
 
     pub fn current_start_ms(&self) -> u64 {

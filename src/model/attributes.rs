@@ -30,6 +30,13 @@ pub struct Attributes {
     pub http_status_code: Option<i64>,
     pub rpc_grpc_status_code: Option<i64>,
     pub http_resend_count: Option<i64>,
+    /// The message's ordering key: `messaging.kafka.message.key`, else its
+    /// partition (`messaging.destination.partition.id`).
+    pub messaging_key: Option<String>,
+    pub messaging_partition: Option<String>,
+    /// Set when `error.type`, `exception.type`, an exception event or the
+    /// status message says the call timed out.
+    pub timed_out: bool,
 }
 
 impl Attributes {
@@ -46,6 +53,12 @@ impl Attributes {
             }
             sc::HTTP_RESEND_COUNT => {
                 self.http_resend_count = value.as_int();
+                true
+            }
+            sc::ERROR_TYPE | sc::EXCEPTION_TYPE => {
+                if let Value::Str(text) = value {
+                    self.note_error_text(text);
+                }
                 true
             }
             _ => match self.string_slot(key) {
@@ -73,8 +86,21 @@ impl Attributes {
                 &mut self.messaging_destination
             }
             sc::MESSAGING_MESSAGE_ID => &mut self.messaging_message_id,
+            sc::MESSAGING_KAFKA_KEY => &mut self.messaging_key,
+            sc::MESSAGING_PARTITION | sc::MESSAGING_KAFKA_PARTITION_LEGACY => {
+                &mut self.messaging_partition
+            }
             _ => return None,
         })
+    }
+
+    /// Marks the span as timed out if `text` (an error type, exception type
+    /// or status message) names a timeout: `DEADLINE_EXCEEDED`,
+    /// `SocketTimeoutException`, `context deadline exceeded`, `timed out`…
+    pub fn note_error_text(&mut self, text: &str) {
+        if !self.timed_out && names_timeout(text) {
+            self.timed_out = true;
+        }
     }
 
     /// Fills every attribute still unset from `other` (the resource's
@@ -114,6 +140,13 @@ impl Attributes {
     }
 }
 
+fn names_timeout(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["timeout", "timed out", "timedout", "deadline"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
 impl Value<'_> {
     fn as_int(self) -> Option<i64> {
         match self {
@@ -145,6 +178,21 @@ mod tests {
         assert_eq!(a.http_status_code, Some(503));
         assert_eq!(a.network_peer_port.as_deref(), Some("5432"));
         assert!(a.is_database());
+    }
+
+    #[test]
+    fn timeouts_from_error_and_exception_types() {
+        let mut a = Attributes::default();
+        a.set("error.type", Value::Str("java.net.ConnectException"));
+        assert!(!a.timed_out);
+        a.set(
+            "exception.type",
+            Value::Str("java.net.SocketTimeoutException"),
+        );
+        assert!(a.timed_out);
+        let mut b = Attributes::default();
+        b.note_error_text("context deadline exceeded");
+        assert!(b.timed_out);
     }
 
     #[test]

@@ -31,3 +31,10 @@ pub const HTTP_RESEND_COUNT: &str = "http.request.resend_count";
 pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
 pub const EXCEPTION_TYPE: &str = "exception.type";
+pub const EXCEPTION_EVENT: &str = "exception";
+pub const ERROR_TYPE: &str = "error.type";
+pub const MESSAGING_KAFKA_KEY: &str = "messaging.kafka.message.key";
+pub const MESSAGING_PARTITION: &str = "messaging.destination.partition.id";
+/// Pre-1.24 name of the Kafka partition attribute.
+pub const MESSAGING_KAFKA_PARTITION_LEGACY: &str = "messaging.kafka.destination.partition";
+pub const EXCEPTION_MESSAGE: &str = "exception.message";

@@ -223,6 +223,17 @@ impl Span {
         }
     }
 
+    /// Whether the call failed by timing out: gRPC DEADLINE_EXCEEDED, HTTP
+    /// 408 or 504, or an error type, exception or status message naming a
+    /// timeout (see [`Attributes::note_error_text`]).
+    pub fn is_timeout(&self) -> bool {
+        if self.attributes.timed_out {
+            return true;
+        }
+        self.attributes.rpc_grpc_status_code == Some(4)
+            || matches!(self.attributes.http_status_code, Some(408 | 504))
+    }
+
     fn http_failed(&self) -> bool {
         match self.attributes.http_status_code {
             Some(code) if self.kind == SpanKind::Server => code >= 500,

@@ -101,6 +101,8 @@ struct LinkJson {
 struct StatusJson {
     #[serde(default)]
     code: Option<NumOrStr>,
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +200,10 @@ impl SpanJson {
             }
         }
         attributes.fill_from(res_attrs);
+        let status = status_of(self.status.as_ref());
+        if let Some(s) = self.status.as_ref().filter(|_| status == StatusCode::Error) {
+            attributes.note_error_text(&s.message);
+        }
         Ok(Span {
             trace_id,
             span_id,
@@ -206,7 +212,7 @@ impl SpanJson {
             kind: kind_of(self.kind.as_ref()),
             start_unix_nano: time_of(self.start_time_unix_nano.as_ref()),
             end_unix_nano: time_of(self.end_time_unix_nano.as_ref()),
-            status: status_of(self.status.as_ref()),
+            status,
             links: links_of(&self.links),
             attributes,
             name: self.name,

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1 as otlp;
 
 use super::batch::{id_from_bytes, Batch};
 use crate::model::attributes::Value;
-use crate::model::{Attributes, Link, RejectReason, Resource, Span, SpanKind, StatusCode};
+use crate::model::{semconv, Attributes, Link, RejectReason, Resource, Span, SpanKind, StatusCode};
 
 /// Decodes a protobuf body into an [`ExportTraceServiceRequest`].
 pub fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, super::DecodeError> {
@@ -70,6 +70,7 @@ fn build_span(
     if !res_attrs.is_empty() {
         attributes.fill_from(res_attrs);
     }
+    note_failure_texts(&span, &mut attributes);
     let links = span
         .links
         .iter()
@@ -93,6 +94,31 @@ fn build_span(
         attributes,
         links,
     })
+}
+
+/// Reads timeouts from the status message and `exception` events, which
+/// only matter for failed spans (so OK spans skip the scan).
+fn note_failure_texts(span: &otlp::Span, attributes: &mut Attributes) {
+    let Some(status) = span.status.as_ref() else {
+        return;
+    };
+    if status.code != 2 {
+        return;
+    }
+    attributes.note_error_text(&status.message);
+    for event in span
+        .events
+        .iter()
+        .filter(|e| e.name == semconv::EXCEPTION_EVENT)
+    {
+        for kv in &event.attributes {
+            if let (semconv::EXCEPTION_TYPE | semconv::EXCEPTION_MESSAGE, Some(Value::Str(t))) =
+                (kv.key.as_str(), value_of(kv))
+            {
+                attributes.note_error_text(t);
+            }
+        }
+    }
 }
 
 fn value_of(kv: &KeyValue) -> Option<Value<'_>> {

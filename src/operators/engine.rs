@@ -1,0 +1,381 @@
+//! [`Operators`]: the state that turns one closed window after another
+//! into signal records, anomaly events and a hotspot ranking.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use super::baseline::{History, Judgement};
+use super::feedback::Feedback;
+use super::ranking::{rank, RankContext};
+use super::records::{
+    AnomalyEvent, AnomalyState, Hotspot, Signal, SignalName, SignalRecord, Target,
+};
+use super::settings::OperatorSettings;
+use super::signals::{observe, Observed};
+use crate::graph::GraphView;
+
+/// What one evaluation produced.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub signals: Vec<SignalRecord>,
+    pub anomalies: Vec<AnomalyEvent>,
+    pub hotspots: Vec<Hotspot>,
+}
+
+/// The signal name of a never-seen path cluster's anomaly.
+pub const NEW_SIGNATURE: &str = "new_signature";
+
+struct Active {
+    id: String,
+    started_ms: u64,
+}
+
+pub struct Operators {
+    settings: OperatorSettings,
+    history: HashMap<(String, SignalName), History>,
+    active: HashMap<(String, String), Active>,
+    /// Path cluster signatures seen, with the windows they were seen in.
+    clusters_seen: HashMap<String, usize>,
+    /// Running produced − consumed per destination.
+    depth: HashMap<String, i64>,
+    evaluated: u64,
+    seq: HashMap<&'static str, u64>,
+    pub feedback: Feedback,
+}
+
+impl Operators {
+    pub fn new(settings: OperatorSettings, feedback: Feedback) -> Operators {
+        Operators {
+            settings,
+            history: HashMap::new(),
+            active: HashMap::new(),
+            clusters_seen: HashMap::new(),
+            depth: HashMap::new(),
+            evaluated: 0,
+            seq: HashMap::new(),
+            feedback,
+        }
+    }
+
+    pub fn settings(&self) -> &OperatorSettings {
+        &self.settings
+    }
+
+    /// Evaluates one closed window. `recent` is the view ranking reads
+    /// (the last few windows merged), so a hotspot does not vanish because
+    /// one window was quiet.
+    pub fn evaluate(&mut self, window: &GraphView, recent: &GraphView) -> Evaluation {
+        let (start, end) = (window.window.start_ms, window.window.end_ms);
+        for d in &window.destinations {
+            let depth = self.depth.entry(d.name.clone()).or_insert(0);
+            *depth = (*depth + d.produced as i64 - d.consumed as i64).max(0);
+        }
+        let depth = &self.depth;
+        let observed = observe(window, &|d| depth.get(&d.name).copied().unwrap_or(0) as u64);
+        let mut eval = Evaluation::default();
+        for o in &observed {
+            let record = self.judge(o, start, end, &mut eval.anomalies);
+            eval.signals.push(record);
+        }
+        self.watch_clusters(window, end, &mut eval.anomalies);
+        self.evaluated += 1;
+        eval.hotspots = self.rank(recent, &eval.signals, end);
+        eval
+    }
+
+    fn judge(
+        &mut self,
+        o: &Observed,
+        start: u64,
+        end: u64,
+        events: &mut Vec<AnomalyEvent>,
+    ) -> SignalRecord {
+        let key = o.target.key();
+        let s = self.settings.clone();
+        let enough = o.calls >= s.min_calls;
+        let mut signals = BTreeMap::new();
+        for (&name, &value) in &o.values {
+            if !self.history.contains_key(&(key.clone(), name))
+                && self.history.len() >= s.max_tracked
+            {
+                continue;
+            }
+            let history = self.history.entry((key.clone(), name)).or_default();
+            let mut j = history.judge(name, value, s.min_baseline_windows, s.z_threshold);
+            if !enough {
+                j.within_tolerance = true;
+            } else {
+                history.push(value, s.baseline_windows, s.ewma_alpha);
+            }
+            if enough {
+                self.transition(&o.target, &key, name.as_str(), value, &j, end, events);
+            }
+            signals.insert(
+                name.as_str().to_owned(),
+                Signal {
+                    value,
+                    baseline: j.baseline,
+                    z: j.z,
+                    within_tolerance: j.within_tolerance,
+                },
+            );
+        }
+        SignalRecord {
+            seq: self.next_seq("signals"),
+            key,
+            target: o.target.clone(),
+            window_start_ms: start,
+            window_end_ms: end,
+            calls: o.calls,
+            signals,
+        }
+    }
+
+    /// Opens or closes the anomaly of one (target, signal).
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        &mut self,
+        target: &Target,
+        key: &str,
+        signal: &str,
+        value: f64,
+        j: &Judgement,
+        at_ms: u64,
+        events: &mut Vec<AnomalyEvent>,
+    ) {
+        let slot = (key.to_owned(), signal.to_owned());
+        let open = self.active.contains_key(&slot);
+        if !j.within_tolerance && !open {
+            let id = format!("{key}/{signal}/{at_ms}");
+            let reason = reason(signal, value, j);
+            self.active.insert(
+                slot,
+                Active {
+                    id: id.clone(),
+                    started_ms: at_ms,
+                },
+            );
+            let event = self.event(
+                id,
+                AnomalyState::Start,
+                target,
+                signal,
+                value,
+                j,
+                at_ms,
+                None,
+                reason,
+            );
+            events.push(event);
+        } else if j.within_tolerance && open {
+            let a = self.active.remove(&slot).expect("checked just above");
+            let reason = format!("{signal} is back within tolerance ({value:.3})");
+            let event = self.event(
+                a.id,
+                AnomalyState::End,
+                target,
+                signal,
+                value,
+                j,
+                a.started_ms,
+                Some(at_ms),
+                reason,
+            );
+            events.push(event);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        id: String,
+        state: AnomalyState,
+        target: &Target,
+        signal: &str,
+        value: f64,
+        j: &Judgement,
+        started_ms: u64,
+        ended_ms: Option<u64>,
+        reason: String,
+    ) -> AnomalyEvent {
+        AnomalyEvent {
+            seq: self.next_seq("anomalies"),
+            id,
+            state,
+            key: target.key(),
+            target: target.clone(),
+            signal: signal.to_owned(),
+            value,
+            baseline: j.baseline,
+            z: j.z,
+            started_ms,
+            ended_ms,
+            reason,
+        }
+    }
+
+    /// A cluster never seen before is an anomaly once faultline has warmed
+    /// up (so start-up does not flood); it ends once the cluster has been
+    /// seen in enough windows to have a baseline of its own.
+    fn watch_clusters(&mut self, view: &GraphView, at_ms: u64, events: &mut Vec<AnomalyEvent>) {
+        let warm = self.evaluated >= self.settings.min_baseline_windows as u64;
+        let need = self.settings.min_baseline_windows.max(1);
+        let mut seen_now = HashSet::new();
+        for c in &view.clusters {
+            seen_now.insert(c.signature.clone());
+            let target = Target::Cluster {
+                signature: c.signature.clone(),
+                edges: c.edges.clone(),
+            };
+            let count = self.clusters_seen.entry(c.signature.clone()).or_insert(0);
+            *count += 1;
+            let count = *count;
+            let j = Judgement {
+                baseline: None,
+                z: None,
+                within_tolerance: count > need || (count == 1 && !warm),
+            };
+            if count == 1 && !warm {
+                continue;
+            }
+            let key = target.key();
+            let open = self
+                .active
+                .contains_key(&(key.clone(), NEW_SIGNATURE.to_owned()));
+            if (count == 1 && !open) || (count > need && open) {
+                self.transition(
+                    &target,
+                    &key,
+                    NEW_SIGNATURE,
+                    c.traces as f64,
+                    &j,
+                    at_ms,
+                    events,
+                );
+            }
+        }
+    }
+
+    fn rank(&mut self, recent: &GraphView, latest: &[SignalRecord], at_ms: u64) -> Vec<Hotspot> {
+        let depth = &self.depth;
+        let observed = observe(recent, &|d| depth.get(&d.name).copied().unwrap_or(0) as u64);
+        let baselines: HashMap<&str, &SignalRecord> =
+            latest.iter().map(|r| (r.key.as_str(), r)).collect();
+        let records: Vec<SignalRecord> = observed
+            .iter()
+            .filter(|o| o.calls > 0)
+            .map(|o| with_baselines(o, baselines.get(o.target.key().as_str()).copied()))
+            .collect();
+        let mut anomalies: HashMap<String, Vec<String>> = HashMap::new();
+        for ((key, _), a) in &self.active {
+            anomalies.entry(key.clone()).or_default().push(a.id.clone());
+        }
+        anomalies.values_mut().for_each(|v| v.sort());
+        let fan_out = recent
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.fan_out))
+            .collect();
+        let feedback = self.feedback.as_map();
+        let ctx = RankContext {
+            fan_out: &fan_out,
+            anomalies: &anomalies,
+            feedback: &feedback,
+            weights: &self.settings.weights,
+            top_k: self.settings.top_k,
+            at_ms,
+        };
+        let mut hotspots = rank(&records, &ctx);
+        for h in &mut hotspots {
+            h.seq = self.next_seq("hotspots");
+        }
+        hotspots
+    }
+
+    /// Ids of anomalies open now.
+    pub fn active_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.active.values().map(|a| a.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    fn next_seq(&mut self, stream: &'static str) -> u64 {
+        let n = self.seq.entry(stream).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+/// A record of the recent view's values, carrying the latest window's
+/// baselines so ranking can compare p99 with its baseline.
+fn with_baselines(o: &Observed, latest: Option<&SignalRecord>) -> SignalRecord {
+    let signals = o
+        .values
+        .iter()
+        .map(|(name, &value)| {
+            let judged = latest.and_then(|r| r.signals.get(name.as_str()));
+            let signal = Signal {
+                value,
+                baseline: judged.and_then(|s| s.baseline),
+                z: judged.and_then(|s| s.z),
+                within_tolerance: judged.is_none_or(|s| s.within_tolerance),
+            };
+            (name.as_str().to_owned(), signal)
+        })
+        .collect();
+    SignalRecord {
+        seq: 0,
+        key: o.target.key(),
+        target: o.target.clone(),
+        window_start_ms: 0,
+        window_end_ms: 0,
+        calls: o.calls,
+        signals,
+    }
+}
+
+fn reason(signal: &str, value: f64, j: &Judgement) -> String {
+    match (j.baseline, j.z) {
+        (Some(b), Some(z)) => format!(
+            "{signal} is {value:.3}, baseline median {:.3} (MAD {:.3}), robust z {z:.1}",
+            b.median, b.mad
+        ),
+        _ => format!("{signal}: new path signature seen ({value:.0} traces)"),
+    }
+}
+
+/// Hotspots of an offline import: every target's values over the whole
+/// import, with no baselines (a file has no "before").
+pub fn offline_hotspots(
+    view: &GraphView,
+    settings: &OperatorSettings,
+    feedback: &Feedback,
+) -> Vec<Hotspot> {
+    let observed = observe(view, &|d| d.in_flight);
+    let records: Vec<SignalRecord> = observed
+        .iter()
+        .filter(|o| o.calls > 0)
+        .map(|o| with_baselines(o, None))
+        .collect();
+    let fan_out = view
+        .nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.fan_out))
+        .collect();
+    let feedback = feedback.as_map();
+    let ctx = RankContext {
+        fan_out: &fan_out,
+        anomalies: &HashMap::new(),
+        feedback: &feedback,
+        weights: &settings.weights,
+        top_k: settings.top_k,
+        at_ms: crate::graph::now_ms(),
+    };
+    rank(&records, &ctx)
+}
+
+/// Keeps the last `n` items (for the API's recent anomaly events).
+pub fn keep_last<T>(queue: &mut VecDeque<T>, n: usize) {
+    while queue.len() > n {
+        queue.pop_front();
+    }
+}
