@@ -12,13 +12,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+mod operators;
+
 use crate::graph::{render, Graph, WindowSelect};
+use crate::operators::SharedLatest;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
+    /// The operators' latest signals, anomalies, hotspots and paths.
+    pub latest: SharedLatest,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -28,6 +33,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/graph", get(graph_json))
         .route("/api/graph.dot", get(graph_dot))
         .route("/api/graph.mmd", get(graph_mermaid))
+        .route("/api/signals", get(operators::signals))
+        .route("/api/hotspots", get(operators::hotspots))
+        .route("/api/anomalies", get(operators::anomalies))
+        .route("/api/paths", get(operators::paths))
         .with_state(state)
 }
 

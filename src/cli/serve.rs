@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiState};
 use crate::config::PipelineConfig;
+use crate::exporters::{jsonl::JsonlExporter, Exporter};
 use crate::graph::Graph;
+use crate::operators::{Feedback, Live, Operators, SharedLatest};
 use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
 use crate::telemetry::Telemetry;
 
@@ -21,6 +23,7 @@ pub struct Running {
     pub api: Option<SocketAddr>,
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
+    pub latest: SharedLatest,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -42,6 +45,8 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let live = start_operators(config, &graph, &telemetry)?;
+    let latest = live.latest();
     let mut tasks = JoinSet::new();
     let mut bound = (None, None, None);
     let otlp = config.receivers.otlp.as_ref().map(|o| &o.protocols);
@@ -69,16 +74,18 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         let state = ApiState {
             graph: graph.clone(),
             telemetry: telemetry.clone(),
+            latest: latest.clone(),
         };
         tasks.spawn(api::serve(listener, state, shutdown()));
     }
-    tasks.spawn(tick(graph.clone(), graph_cfg.tick, shutdown()));
+    tasks.spawn(tick(graph.clone(), live, graph_cfg.tick, shutdown()));
     Ok(Running {
         grpc: bound.0,
         http: bound.1,
         api: bound.2,
         graph,
         telemetry,
+        latest,
         stop,
         tasks,
     })
@@ -90,9 +97,31 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for the {what} (is another process using it? set another endpoint in the pipeline)"))
 }
 
-/// Closes windows and expires pending pairs on a fixed beat.
+/// Starts the exporters the pipeline names and the operators feeding them.
+fn start_operators(
+    config: &PipelineConfig,
+    graph: &Graph,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<Live> {
+    let mut exporters: Vec<Arc<dyn Exporter>> = Vec::new();
+    if let Some(c) = config.jsonl_exporter() {
+        exporters.push(Arc::new(JsonlExporter::start(c, telemetry.clone())?));
+    }
+    if let Some(c) = config.kafka_exporter() {
+        let kafka = crate::exporters::kafka::KafkaExporter::start(c, telemetry.clone())
+            .context("starting the Kafka exporter (exporters.kafka)")?;
+        exporters.push(Arc::new(kafka));
+    }
+    let settings = config.processors.operators.clone();
+    let feedback = Feedback::load(settings.feedback_file.as_deref())?;
+    Ok(Live::new(graph.clone(), Operators::new(settings, feedback), exporters))
+}
+
+/// Closes windows, expires pending pairs and evaluates closed windows on a
+/// fixed beat; flushes the exporters on the way out.
 async fn tick(
     graph: Graph,
+    mut live: Live,
     every: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -100,10 +129,15 @@ async fn tick(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = interval.tick() => graph.tick().await,
-            _ = &mut shutdown => return Ok(()),
+            _ = interval.tick() => {
+                graph.tick().await;
+                live.step().await;
+            }
+            _ = &mut shutdown => break,
         }
     }
+    tokio::task::spawn_blocking(move || live.flush(std::time::Duration::from_secs(5))).await?;
+    Ok(())
 }
 
 impl Running {

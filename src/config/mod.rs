@@ -89,13 +89,32 @@ mod tests {
     fn the_embedded_default_loads() {
         let c = load(None).unwrap();
         assert_eq!(c.grpc_endpoint().unwrap().port(), 4317);
-        assert_eq!(c.processors.graph.window.as_secs(), 10);
+        assert_eq!(c.processors.graph.window.as_secs(), 1);
+        assert!(c.jsonl_exporter().is_some());
+        assert!(c.kafka_exporter().is_none());
+    }
+
+    #[test]
+    fn the_kafka_pipeline_loads() {
+        let text = include_str!("../../pipelines/kafka.yaml");
+        let c = parse("kafka.yaml", text).unwrap();
+        let k = c.kafka_exporter().expect("kafka exporter used");
+        assert_eq!(k.topics.signals, "faultline.signals");
+        assert!(c.jsonl_exporter().is_none());
+    }
+
+    #[test]
+    fn an_undeclared_exporter_is_named() {
+        let text = DEFAULT_PIPELINE.replace("exporters: [jsonl]", "exporters: [jsonl, kafka]");
+        let err = parse("p.yaml", &text).unwrap_err().to_string();
+        assert!(err.contains("service.pipelines.traces.exporters"), "{err}");
+        assert!(err.contains("kafka"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_names_the_key_and_file() {
         let text =
-            DEFAULT_PIPELINE.replace("windows_kept: 30", "windows_kept: 30\n    colour: blue");
+            DEFAULT_PIPELINE.replace("windows_kept: 120", "windows_kept: 120\n    colour: blue");
         let err = parse("my.yaml", &text).unwrap_err().to_string();
         assert!(err.contains("my.yaml"), "{err}");
         assert!(err.contains("processors.graph"), "{err}");

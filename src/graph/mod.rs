@@ -43,6 +43,18 @@ enum Command {
     Spans(Vec<Span>),
     Tick,
     Snapshot(WindowSelect, oneshot::Sender<ShardSnapshot>),
+    Closed(u64, oneshot::Sender<ClosedWindows>),
+}
+
+/// Closed windows one shard still holds, and its current window index.
+type ClosedWindows = (Vec<(u64, partial::WindowPartial)>, u64);
+
+/// One closed window merged over shards, as the operators read it.
+pub struct ClosedWindow {
+    pub index: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub partial: partial::WindowPartial,
 }
 
 /// The live graph: a handle to the shard threads. Cheap to clone.
@@ -112,7 +124,7 @@ impl Graph {
         }
         let mut parts: Vec<Vec<Span>> = (0..n).map(|_| Vec::new()).collect();
         for span in spans {
-            parts[shard_of(&span.trace_id, n)].push(span);
+            parts[shard_of(route_id(&span), n)].push(span);
         }
         parts
     }
@@ -129,6 +141,41 @@ impl Graph {
         for shard in self.shards.iter() {
             let _ = shard.send(Command::Tick).await;
         }
+    }
+
+    /// Windows closed in every shard after index `after`, merged per index,
+    /// oldest first. Only windows before every shard's current one are
+    /// returned, so each is complete.
+    pub async fn closed_after(&self, after: u64) -> Vec<ClosedWindow> {
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            if shard.send(Command::Closed(after, tx)).await.is_ok() {
+                replies.push(rx);
+            }
+        }
+        let mut merged: std::collections::BTreeMap<u64, partial::WindowPartial> = Default::default();
+        let mut current = u64::MAX;
+        for rx in replies {
+            let Ok((windows, index)) = rx.await else {
+                continue;
+            };
+            current = current.min(index);
+            for (i, p) in windows {
+                merged.entry(i).or_default().merge_all(p);
+            }
+        }
+        let length = self.settings().window_ms;
+        merged
+            .into_iter()
+            .filter(|(i, _)| *i < current)
+            .map(|(index, partial)| ClosedWindow {
+                index,
+                start_ms: index * length,
+                end_ms: (index + 1) * length,
+                partial,
+            })
+            .collect()
     }
 
     /// The merged graph over the selected windows.
@@ -150,6 +197,16 @@ impl Graph {
     }
 }
 
+/// The trace id a span is routed by: its own, except for a CONSUMER that
+/// links to its producer in another trace, which must meet that producer
+/// in the producer's shard to pair.
+fn route_id(span: &Span) -> &[u8; 16] {
+    match span.links.first() {
+        Some(link) if span.kind == crate::model::SpanKind::Consumer => &link.trace_id,
+        _ => &span.trace_id,
+    }
+}
+
 /// Routes a trace to a shard; the trace id is already random, so its low bytes will do.
 fn shard_of(trace_id: &[u8; 16], shards: usize) -> usize {
     let low = u64::from_le_bytes(trace_id[8..16].try_into().unwrap_or([0; 8]));
@@ -165,6 +222,10 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
             Command::Snapshot(select, reply) => {
                 shard.tick(now);
                 let _ = reply.send(shard.snapshot(select));
+            }
+            Command::Closed(after, reply) => {
+                shard.tick(now);
+                let _ = reply.send(shard.closed_after(after));
             }
         }
         gauges.publish(&shard.pairing_counters());

@@ -510,7 +510,8 @@ pub fn path_views(paths: &HashMap<PathKey, PathStats>) -> Vec<PathView> {
                 .map(|(w, sum)| HopView {
                     source: w[0].to_string(),
                     target: w[1].to_string(),
-                    share: sum / s.traces.max(1) as f64,
+                    // Rounded: float sums depend on merge order, the view must not.
+                    share: (sum / s.traces.max(1) as f64 * 1e6).round() / 1e6,
                 })
                 .collect();
             let critical_edge = hops

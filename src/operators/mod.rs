@@ -9,6 +9,7 @@
 pub mod baseline;
 pub mod engine;
 pub mod feedback;
+pub mod live;
 pub mod ranking;
 pub mod records;
 pub mod settings;
@@ -16,5 +17,6 @@ pub mod signals;
 
 pub use engine::{offline_hotspots, Evaluation, Operators};
 pub use feedback::Feedback;
+pub use live::{Latest, Live, SharedLatest};
 pub use records::{AnomalyEvent, Hotspot, ScoreComponent, Signal, SignalRecord, Target};
 pub use settings::{OperatorSettings, Weights};

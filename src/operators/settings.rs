@@ -20,6 +20,9 @@ pub struct OperatorSettings {
     pub ewma_alpha: f64,
     /// Hotspots kept in the ranking.
     pub top_k: usize,
+    /// Windows merged for ranking, so a hotspot does not vanish because one
+    /// window was quiet (anomalies and baselines still use single windows).
+    pub rank_windows: usize,
     /// Points per unit of each score component.
     pub weights: Weights,
     /// Where per-target feedback weights are stored (JSON); experiments
@@ -38,6 +41,7 @@ impl Default for OperatorSettings {
             min_calls: 10,
             ewma_alpha: 0.3,
             top_k: 10,
+            rank_windows: 10,
             weights: Weights::default(),
             feedback_file: None,
             max_tracked: 50_000,

@@ -31,13 +31,25 @@ pub async fn serve_with(replacements: &[(&str, &str)]) -> Running {
             "127.0.0.1:0",
         )
         .replace("ttl: 10s", "ttl: 1s")
-        .replace("tick: 1s", "tick: 100ms");
+        .replace("tick: 1s", "tick: 100ms")
+        .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", &data_dir());
     for (from, to) in replacements {
         assert!(text.contains(from), "default pipeline has no {from:?}");
         text = text.replace(from, to);
     }
     let config = config::parse("test pipeline", &text).expect("test pipeline parses");
     start(&config).await.expect("collector starts")
+}
+
+/// A fresh data directory under the system's temp dir (kept after the test,
+/// so a failing test's records can be read).
+pub fn data_dir() -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("faultline-test-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    dir.display().to_string()
 }
 
 pub async fn serve() -> Running {

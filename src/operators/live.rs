@@ -1,0 +1,170 @@
+//! The live loop: every tick, evaluate the windows that closed since the
+//! last one, keep the latest results for the API and hand records to the
+//! exporters.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use super::engine::{keep_last, Evaluation, Operators};
+use super::records::{AnomalyEvent, AnomalyState, Hotspot, SignalRecord};
+use crate::exporters::{Exporter, Record, Stream};
+use crate::graph::partial::WindowPartial;
+use crate::graph::pairing::PairingCounters;
+use crate::graph::view::{ClusterView, DestinationView, PathView, WindowInfo};
+use crate::graph::{ClosedWindow, Graph, GraphView, WindowSelect};
+
+/// Recent anomaly events the API keeps.
+const RECENT_EVENTS: usize = 1_000;
+
+/// What the API serves: the latest evaluation's results.
+#[derive(Default)]
+pub struct Latest {
+    pub signals: Vec<SignalRecord>,
+    pub hotspots: Vec<Hotspot>,
+    /// Start events of anomalies open now.
+    pub active: Vec<AnomalyEvent>,
+    /// Recent start and end events, oldest first.
+    pub events: VecDeque<AnomalyEvent>,
+    pub paths: PathsDocument,
+    pub windows_evaluated: u64,
+    pub last_window_end_ms: u64,
+}
+
+/// `GET /api/paths`: the ranking view's paths, clusters and destinations.
+#[derive(Default, Serialize)]
+pub struct PathsDocument {
+    pub window_start_ms: u64,
+    pub window_end_ms: u64,
+    pub paths: Vec<PathView>,
+    pub clusters: Vec<ClusterView>,
+    pub destinations: Vec<DestinationView>,
+}
+
+pub type SharedLatest = Arc<RwLock<Latest>>;
+
+pub struct Live {
+    graph: Graph,
+    operators: Operators,
+    exporters: Vec<Arc<dyn Exporter>>,
+    latest: SharedLatest,
+    last_index: u64,
+    recent: VecDeque<(u64, WindowPartial)>,
+    /// Latest production time per (destination, key), across windows.
+    produced: std::collections::HashMap<(String, Option<Arc<str>>), u64>,
+}
+
+impl Live {
+    pub fn new(graph: Graph, operators: Operators, exporters: Vec<Arc<dyn Exporter>>) -> Live {
+        Live {
+            graph,
+            operators,
+            exporters,
+            latest: SharedLatest::default(),
+            last_index: 0,
+            recent: VecDeque::new(),
+            produced: Default::default(),
+        }
+    }
+
+    pub fn latest(&self) -> SharedLatest {
+        self.latest.clone()
+    }
+
+    /// Evaluates every window closed since the last step.
+    pub async fn step(&mut self) {
+        for window in self.graph.closed_after(self.last_index).await {
+            self.last_index = window.index;
+            let eval = self.evaluate(window);
+            self.publish(&eval);
+        }
+    }
+
+    fn evaluate(&mut self, w: ClosedWindow) -> Evaluation {
+        let window_ms = self.graph.settings().window_ms;
+        let info = WindowInfo::new(WindowSelect::Current, window_ms, w.start_ms, w.end_ms);
+        let mut view = GraphView::build(&w.partial, info, PairingCounters::default());
+        self.carry_order(&w.partial, &mut view);
+        self.recent.push_back((w.index, w.partial));
+        let keep = self.operators.settings().rank_windows.max(1);
+        while self.recent.len() > keep {
+            self.recent.pop_front();
+        }
+        let recent = self.recent_view(window_ms, w.end_ms);
+        let eval = self.operators.evaluate(&view, &recent);
+        self.remember(&eval, recent, w.end_ms);
+        eval
+    }
+
+    /// Re-counts out-of-order deliveries with the order carried over from
+    /// earlier windows (a window alone cannot see a late message whose
+    /// successor was consumed in the previous window).
+    fn carry_order(&mut self, partial: &WindowPartial, view: &mut GraphView) {
+        for d in &mut view.destinations {
+            if let Some(stats) = partial.destinations.get(d.name.as_str()) {
+                d.out_of_order = crate::graph::messaging::out_of_order(
+                    &d.name,
+                    &stats.deliveries,
+                    &mut self.produced,
+                );
+            }
+        }
+        if self.produced.len() > 100_000 {
+            self.produced.clear();
+        }
+    }
+
+    fn recent_view(&self, window_ms: u64, end_ms: u64) -> GraphView {
+        let mut merged = WindowPartial::default();
+        for (_, p) in &self.recent {
+            merged.merge(p);
+        }
+        let start = self.recent.front().map_or(0, |(i, _)| i * window_ms);
+        let info = WindowInfo::new(WindowSelect::Last(self.recent.len()), window_ms, start, end_ms);
+        GraphView::build(&merged, info, PairingCounters::default())
+    }
+
+    fn remember(&self, eval: &Evaluation, recent: GraphView, end_ms: u64) {
+        let mut latest = self.latest.write();
+        latest.signals = eval.signals.clone();
+        latest.hotspots = eval.hotspots.clone();
+        for e in &eval.anomalies {
+            match e.state {
+                AnomalyState::Start => latest.active.push(e.clone()),
+                AnomalyState::End => latest.active.retain(|a| a.id != e.id),
+            }
+            latest.events.push_back(e.clone());
+        }
+        keep_last(&mut latest.events, RECENT_EVENTS);
+        latest.paths = PathsDocument {
+            window_start_ms: recent.window.start_ms,
+            window_end_ms: recent.window.end_ms,
+            paths: recent.paths,
+            clusters: recent.clusters,
+            destinations: recent.destinations,
+        };
+        latest.windows_evaluated += 1;
+        latest.last_window_end_ms = end_ms;
+    }
+
+    fn publish(&self, eval: &Evaluation) {
+        if self.exporters.is_empty() {
+            return;
+        }
+        let mut records: Vec<Record> = Vec::new();
+        records.extend(eval.signals.iter().map(|r| Record::new(Stream::Signals, &r.key, r)));
+        records.extend(eval.anomalies.iter().map(|a| Record::new(Stream::Anomalies, &a.key, a)));
+        records.extend(eval.hotspots.iter().map(|h| Record::new(Stream::Hotspots, &h.key, h)));
+        for e in &self.exporters {
+            e.export(&records);
+        }
+    }
+
+    pub fn flush(&self, timeout: std::time::Duration) {
+        for e in &self.exporters {
+            e.flush(timeout);
+        }
+    }
+}
