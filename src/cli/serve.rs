@@ -24,6 +24,8 @@ pub struct Running {
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
     pub latest: SharedLatest,
+    /// Where the JSON lines exporter writes, if it is on.
+    pub jsonl_dir: Option<std::path::PathBuf>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -86,6 +88,7 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         graph,
         telemetry,
         latest,
+        jsonl_dir: config.jsonl_exporter().map(|j| j.directory.clone()),
         stop,
         tasks,
     })
@@ -114,7 +117,11 @@ fn start_operators(
     }
     let settings = config.processors.operators.clone();
     let feedback = Feedback::load(settings.feedback_file.as_deref())?;
-    Ok(Live::new(graph.clone(), Operators::new(settings, feedback), exporters))
+    Ok(Live::new(
+        graph.clone(),
+        Operators::new(settings, feedback),
+        exporters,
+    ))
 }
 
 /// Closes windows, expires pending pairs and evaluates closed windows on a

@@ -154,7 +154,8 @@ impl Graph {
                 replies.push(rx);
             }
         }
-        let mut merged: std::collections::BTreeMap<u64, partial::WindowPartial> = Default::default();
+        let mut merged: std::collections::BTreeMap<u64, partial::WindowPartial> =
+            Default::default();
         let mut current = u64::MAX;
         for rx in replies {
             let Ok((windows, index)) = rx.await else {

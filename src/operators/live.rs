@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::engine::{keep_last, Evaluation, Operators};
 use super::records::{AnomalyEvent, AnomalyState, Hotspot, SignalRecord};
 use crate::exporters::{Exporter, Record, Stream};
-use crate::graph::partial::WindowPartial;
 use crate::graph::pairing::PairingCounters;
+use crate::graph::partial::WindowPartial;
 use crate::graph::view::{ClusterView, DestinationView, PathView, WindowInfo};
 use crate::graph::{ClosedWindow, Graph, GraphView, WindowSelect};
 
@@ -122,7 +122,12 @@ impl Live {
             merged.merge(p);
         }
         let start = self.recent.front().map_or(0, |(i, _)| i * window_ms);
-        let info = WindowInfo::new(WindowSelect::Last(self.recent.len()), window_ms, start, end_ms);
+        let info = WindowInfo::new(
+            WindowSelect::Last(self.recent.len()),
+            window_ms,
+            start,
+            end_ms,
+        );
         GraphView::build(&merged, info, PairingCounters::default())
     }
 
@@ -154,9 +159,21 @@ impl Live {
             return;
         }
         let mut records: Vec<Record> = Vec::new();
-        records.extend(eval.signals.iter().map(|r| Record::new(Stream::Signals, &r.key, r)));
-        records.extend(eval.anomalies.iter().map(|a| Record::new(Stream::Anomalies, &a.key, a)));
-        records.extend(eval.hotspots.iter().map(|h| Record::new(Stream::Hotspots, &h.key, h)));
+        records.extend(
+            eval.signals
+                .iter()
+                .map(|r| Record::new(Stream::Signals, &r.key, r)),
+        );
+        records.extend(
+            eval.anomalies
+                .iter()
+                .map(|a| Record::new(Stream::Anomalies, &a.key, a)),
+        );
+        records.extend(
+            eval.hotspots
+                .iter()
+                .map(|h| Record::new(Stream::Hotspots, &h.key, h)),
+        );
         for e in &self.exporters {
             e.export(&records);
         }

@@ -131,13 +131,18 @@ fn score(r: &SignalRecord, ctx: &RankContext<'_>) -> Hotspot {
     );
     let feedback = ctx.feedback.get(&r.key).copied().unwrap_or(1.0);
     let base: f64 = parts.iter().map(|c| c.points).sum();
+    let factor = match r.target {
+        Target::Path { .. } => w.path_factor,
+        _ => 1.0,
+    };
     Hotspot {
         seq: 0,
         rank: 0,
         key: r.key.clone(),
         target: r.target.clone(),
-        score: base * feedback,
+        score: base * factor * feedback,
         components: parts,
+        target_factor: factor,
         feedback_weight: feedback,
         anomalies,
         signals: r

@@ -172,9 +172,11 @@ pub struct Hotspot {
     pub rank: usize,
     pub key: String,
     pub target: Target,
-    /// Sum of component points times the feedback weight.
+    /// Sum of component points times the target factor and the feedback weight.
     pub score: f64,
     pub components: Vec<ScoreComponent>,
+    /// 1 for edges and destinations; `weights.path_factor` for paths.
+    pub target_factor: f64,
     /// The stored per-target weight experiments raise (default 1).
     pub feedback_weight: f64,
     /// Ids of anomalies active on this target.

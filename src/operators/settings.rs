@@ -69,6 +69,10 @@ pub struct Weights {
     pub fan_out: f64,
     /// Per active anomaly on the target.
     pub anomalies: f64,
+    /// Multiplies a path's score: a path's risk is mostly carried by its
+    /// edges already, so a path outranks its worst edge only when no single
+    /// edge explains it.
+    pub path_factor: f64,
 }
 
 impl Default for Weights {
@@ -82,6 +86,7 @@ impl Default for Weights {
             queue_lag: 2.0,
             fan_out: 0.5,
             anomalies: 2.0,
+            path_factor: 0.5,
         }
     }
 }

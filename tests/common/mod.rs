@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod sdk;
+pub mod traffic;
 
 use std::time::Duration;
 

@@ -1,0 +1,115 @@
+//! Live signals, anomalies and hotspots over the embedded default (JSON
+//! lines files and the API), driven by OTLP traffic with a known
+//! degradation of one edge.
+
+mod common;
+
+use std::time::Duration;
+
+use common::traffic::healthy_degraded_healthy;
+use serde_json::Value;
+
+fn read_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect()
+}
+
+/// The first event of `state` for a target and signal.
+fn event<'a>(events: &'a [Value], key: &str, signal: &str, state: &str) -> Option<&'a Value> {
+    events
+        .iter()
+        .find(|e| e["key"] == key && e["signal"] == signal && e["state"] == state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_edge_is_detected_ranked_first_and_seen_recovering() {
+    let running = common::serve_with(&[("tick: 100ms", "tick: 1s")]).await;
+    let url = format!("http://{}/v1/traces", running.http.unwrap());
+    let phases = [
+        Duration::from_secs(8),
+        Duration::from_secs(3),
+        Duration::from_secs(5),
+    ];
+    let (start_ms, end_ms) = healthy_degraded_healthy(&url, phases).await;
+    // Two more ticks so the last windows are closed and evaluated.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let dir = running
+        .jsonl_dir
+        .clone()
+        .expect("jsonl exporter on by default");
+    let anomalies = read_lines(&dir.join("anomalies.jsonl"));
+    let key = "edge:orders->payments";
+    let began = event(&anomalies, key, "p99_ms", "start").expect("p99 anomaly started");
+    let ended = event(&anomalies, key, "p99_ms", "end").expect("p99 anomaly ended");
+    let started = began["started_ms"].as_u64().unwrap();
+    let finished = ended["ended_ms"].as_u64().unwrap();
+    assert!(
+        started >= start_ms && started <= start_ms + 3000,
+        "started {started}, degradation at {start_ms}"
+    );
+    assert!(
+        finished >= end_ms && finished <= end_ms + 3000,
+        "ended {finished}, recovery at {end_ms}"
+    );
+    assert_eq!(began["id"], ended["id"]);
+    assert!(event(&anomalies, key, "error_rate", "start").is_some());
+    // The healthy cache edge never became anomalous.
+    assert!(anomalies.iter().all(|e| e["key"] != "edge:orders->redis"));
+
+    // While degraded, the degraded edge ranks first, with its reasons.
+    let hotspots = read_lines(&dir.join("hotspots.jsonl"));
+    let during: Vec<&Value> = hotspots
+        .iter()
+        .filter(|h| h["rank"] == 1)
+        .filter(|h| {
+            let at = h["at_ms"].as_u64().unwrap();
+            at > start_ms + 1000 && at <= end_ms
+        })
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "hotspots were ranked during the degradation"
+    );
+    for h in &during {
+        assert_eq!(h["key"], key, "top hotspot at {}: {h:#}", h["at_ms"]);
+        let names: Vec<&str> = h["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"error_rate") && names.contains(&"p99_vs_baseline"),
+            "{names:?}"
+        );
+    }
+
+    // Signals carry baselines and tolerance, and the API serves the same.
+    let signals = read_lines(&dir.join("signals.jsonl"));
+    let seqs: Vec<u64> = signals.iter().map(|s| s["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "sequence has no gaps"
+    );
+    let last = signals.iter().rev().find(|s| s["key"] == key).unwrap();
+    let p99 = &last["signals"]["p99_ms"];
+    assert!(p99["baseline"]["median"].as_f64().unwrap() < 100.0, "{p99}");
+    assert_eq!(p99["within_tolerance"], true);
+    let api = common::get_json(&running, &format!("/api/signals?target={key}")).await;
+    assert_eq!(api["records"][0]["key"], key);
+    let api = common::get_json(&running, "/api/anomalies").await;
+    assert!(api["recent"].as_array().unwrap().len() >= 2);
+    let paths = common::get_json(&running, "/api/paths").await;
+    let path = paths["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["nodes"] == serde_json::json!(["gateway", "orders", "payments"]))
+        .expect("the payments path");
+    assert_eq!(path["critical_edge"]["target"], "payments");
+    running.stop().await.unwrap();
+}
