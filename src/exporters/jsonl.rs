@@ -143,7 +143,7 @@ mod tests {
         let text = std::fs::read_to_string(e.path(Stream::Signals)).unwrap();
         assert_eq!(text, "{\"n\":1}\n{\"n\":1}\n");
         let big = Record::new(Stream::Signals, "k", &"x".repeat(600 << 10));
-        e.export(&[big.clone()]);
+        e.export(std::slice::from_ref(&big));
         e.export(&[big]);
         let rotated = e.path(Stream::Signals).with_extension("jsonl.1");
         assert!(rotated.exists(), "the first file was rotated");

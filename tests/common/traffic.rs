@@ -52,6 +52,7 @@ struct SpanOut {
     span: Span,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn span(
     service: &'static str,
     kind: SpanKind,
@@ -88,7 +89,7 @@ fn span(
 fn trace(p: Payments, n: u64) -> Vec<SpanOut> {
     let end = now_ns();
     let trace: Vec<u8> = [next_id().to_be_bytes(), n.to_be_bytes()].concat();
-    let failed = p.fail_every > 0 && n % p.fail_every == 0;
+    let failed = p.fail_every > 0 && n.is_multiple_of(p.fail_every);
     let pay = p.latency_ms;
     let total = pay + 10;
     let mut out = Vec::new();
