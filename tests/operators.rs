@@ -111,5 +111,34 @@ async fn a_degraded_edge_is_detected_ranked_first_and_seen_recovering() {
         .find(|p| p["nodes"] == serde_json::json!(["gateway", "orders", "payments"]))
         .expect("the payments path");
     assert_eq!(path["critical_edge"]["target"], "payments");
+    // Every record parses against its documented schema.
+    for (file, schema) in [
+        ("signals", "signal"),
+        ("anomalies", "anomaly"),
+        ("hotspots", "hotspot"),
+    ] {
+        let schema = common::schema::load(schema);
+        let lines = read_lines(&dir.join(format!("{file}.jsonl")));
+        assert!(!lines.is_empty(), "{file}.jsonl has records");
+        for line in &lines {
+            let bad = common::schema::violations(&schema, line);
+            assert!(bad.is_empty(), "{file}: {bad:?} in {line}");
+        }
+    }
     running.stop().await.unwrap();
+}
+
+#[test]
+fn the_schema_checker_catches_violations() {
+    let schema = common::schema::load("anomaly");
+    let good = serde_json::json!({"seq": 1, "id": "x", "state": "start", "key": "edge:a->b",
+        "target": {"type": "edge", "source": "a", "target": "b", "kind": "rpc"},
+        "signal": "p99_ms", "value": 1.0, "baseline": null, "z": null,
+        "started_ms": 5, "ended_ms": null, "reason": "r"});
+    assert!(common::schema::violations(&schema, &good).is_empty());
+    let mut bad = good.clone();
+    bad["state"] = "paused".into();
+    bad.as_object_mut().unwrap().remove("reason");
+    bad["target"]["kind"] = 3.into();
+    assert_eq!(common::schema::violations(&schema, &bad).len(), 3);
 }
