@@ -285,3 +285,136 @@ fn queue_depth_lag_and_reordering() {
     );
     assert_eq!(d.out_of_order, 1);
 }
+
+#[test]
+fn timeouts_are_counted_apart_from_other_errors() {
+    let mut b = B::new();
+    let cases: [(bool, &[(&str, &str)]); 6] = [
+        (true, &[("rpc.grpc.status_code", "4")]),
+        (true, &[("error.type", "java.net.SocketTimeoutException")]),
+        (true, &[("error.type", "java.net.ConnectException")]),
+        (true, &[("http.response.status_code", "504")]),
+        (false, &[]),
+        (false, &[("error.type", "timeout")]),
+    ];
+    for (t, (failed, attrs)) in cases.iter().enumerate() {
+        let root = b.add(
+            t as u64,
+            "checkout",
+            SpanKind::Server,
+            None,
+            0,
+            100,
+            false,
+            &[],
+        );
+        let c = b.add(
+            t as u64,
+            "checkout",
+            SpanKind::Client,
+            Some(root),
+            1,
+            90,
+            *failed,
+            attrs,
+        );
+        b.add(
+            t as u64,
+            "payments",
+            SpanKind::Server,
+            Some(c),
+            2,
+            80,
+            false,
+            &[],
+        );
+    }
+    let v = b.graph();
+    let e = edge(&v, "checkout", "payments");
+    // Failed: 4; of those, timeouts: DEADLINE_EXCEEDED, SocketTimeout, 504.
+    // (An OK span naming a timeout is not a failed call.)
+    assert_eq!((e.calls, e.errors, e.timeouts), (6, 4, 3));
+    let hotspots =
+        faultline::operators::offline_hotspots(&v, &Default::default(), &Default::default());
+    let h = hotspots
+        .iter()
+        .find(|h| h.key == "edge:checkout->payments")
+        .unwrap();
+    let t = h
+        .components
+        .iter()
+        .find(|c| c.name == "timeouts")
+        .expect("timeouts component");
+    assert!(
+        (t.value - 0.5).abs() < 1e-9 && (t.points - 5.0).abs() < 1e-9,
+        "{t:?}"
+    );
+}
+
+/// One window's view: `n` traces of checkout → payments, and with `with_db`
+/// also checkout → orders-db (a different edge set: another cluster).
+fn window(n: u64, with_db: bool) -> GraphView {
+    let mut b = B::new();
+    for t in 0..n {
+        let root = b.add(t, "checkout", SpanKind::Server, None, 0, 100, false, &[]);
+        let c = b.add(
+            t,
+            "checkout",
+            SpanKind::Client,
+            Some(root),
+            1,
+            50,
+            false,
+            &[],
+        );
+        b.add(t, "payments", SpanKind::Server, Some(c), 2, 40, false, &[]);
+        if with_db && t % 2 == 0 {
+            b.add(
+                t,
+                "checkout",
+                SpanKind::Client,
+                Some(root),
+                60,
+                5,
+                false,
+                &[("db.system", "postgresql"), ("db.name", "orders-db")],
+            );
+        }
+    }
+    b.graph()
+}
+
+#[test]
+fn a_new_path_signature_is_an_anomaly_after_warm_up() {
+    use faultline::operators::records::AnomalyState;
+    use faultline::operators::{Feedback, OperatorSettings, Operators};
+    let settings = OperatorSettings::default();
+    let need = settings.min_baseline_windows;
+    let mut ops = Operators::new(settings, Feedback::default());
+    let mut events = Vec::new();
+    // Warm-up: the first signature seen at start is not news.
+    for _ in 0..need + 1 {
+        let v = window(20, false);
+        events.extend(ops.evaluate(&v, &v).anomalies);
+    }
+    assert!(events.is_empty(), "{events:?}");
+    let v = window(20, true);
+    let new: Vec<_> = ops.evaluate(&v, &v).anomalies;
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        (new[0].signal.as_str(), new[0].state),
+        ("new_signature", AnomalyState::Start)
+    );
+    assert!(new[0].key.starts_with("cluster:"));
+    // It ends once the cluster has been seen in enough windows.
+    let mut later = Vec::new();
+    for _ in 0..need {
+        let v = window(20, true);
+        later.extend(ops.evaluate(&v, &v).anomalies);
+    }
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(
+        (later[0].id.as_str(), later[0].state),
+        (new[0].id.as_str(), AnomalyState::End)
+    );
+}
