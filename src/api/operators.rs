@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{bad_request, ApiState};
+use crate::operators::SignalRecord;
 
 #[derive(Deserialize)]
 pub struct SignalsParam {
@@ -15,6 +16,9 @@ pub struct SignalsParam {
     target: Option<String>,
     /// `edge`, `path`, `destination` or `cluster`.
     kind: Option<String>,
+    /// Records of recent windows ending after this time (ms since the
+    /// epoch), instead of only the latest window's.
+    since: Option<u64>,
 }
 
 const KINDS: [&str; 4] = ["edge", "path", "destination", "cluster"];
@@ -26,8 +30,11 @@ pub async fn signals(State(state): State<ApiState>, Query(p): Query<SignalsParam
         ));
     }
     let latest = state.latest.read();
-    let records: Vec<_> = latest
-        .signals
+    let pool: Vec<SignalRecord> = match p.since {
+        Some(since) => latest.signals_since(since, p.target.as_deref()),
+        None => latest.signals.to_vec(),
+    };
+    let records: Vec<_> = pool
         .iter()
         .filter(|r| p.target.as_deref().is_none_or(|t| r.key == t))
         .filter(|r| {

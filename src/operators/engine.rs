@@ -40,6 +40,8 @@ pub struct Operators {
     evaluated: u64,
     seq: HashMap<&'static str, u64>,
     pub feedback: Feedback,
+    /// When the feedback file was last read (experiments write it).
+    feedback_mtime: Option<std::time::SystemTime>,
 }
 
 impl Operators {
@@ -53,6 +55,7 @@ impl Operators {
             evaluated: 0,
             seq: HashMap::new(),
             feedback,
+            feedback_mtime: None,
         }
     }
 
@@ -255,7 +258,27 @@ impl Operators {
         }
     }
 
+    /// Re-reads the feedback file when an experiment changed it, so a raised
+    /// weight counts from the next window on.
+    fn refresh_feedback(&mut self) {
+        let Some(path) = self.settings.feedback_file.clone() else {
+            return;
+        };
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if mtime.is_none() || mtime == self.feedback_mtime {
+            return;
+        }
+        match Feedback::load(Some(&path)) {
+            Ok(f) => {
+                self.feedback = f;
+                self.feedback_mtime = mtime;
+            }
+            Err(error) => tracing::warn!(%error, "keeping the previous feedback weights"),
+        }
+    }
+
     fn rank(&mut self, recent: &GraphView, latest: &[SignalRecord], at_ms: u64) -> Vec<Hotspot> {
+        self.refresh_feedback();
         let depth = &self.depth;
         let observed = observe(recent, &|d| depth.get(&d.name).copied().unwrap_or(0) as u64);
         let baselines: HashMap<&str, &SignalRecord> =

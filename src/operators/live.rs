@@ -18,11 +18,16 @@ use crate::graph::{ClosedWindow, Graph, GraphView, WindowSelect};
 
 /// Recent anomaly events the API keeps.
 const RECENT_EVENTS: usize = 1_000;
+/// Evaluated windows whose signal records the API keeps (for `?since=`,
+/// which the experiment runner polls so it misses no window).
+const RECENT_WINDOWS: usize = 30;
 
 /// What the API serves: the latest evaluation's results.
 #[derive(Default)]
 pub struct Latest {
-    pub signals: Vec<SignalRecord>,
+    pub signals: Arc<Vec<SignalRecord>>,
+    /// The last few windows' records, oldest first (shared, not copied).
+    pub recent_signals: VecDeque<Arc<Vec<SignalRecord>>>,
     pub hotspots: Vec<Hotspot>,
     /// Start events of anomalies open now.
     pub active: Vec<AnomalyEvent>,
@@ -44,6 +49,20 @@ pub struct PathsDocument {
 }
 
 pub type SharedLatest = Arc<RwLock<Latest>>;
+
+impl Latest {
+    /// Records of the recent windows ending after `since_ms`, oldest first,
+    /// optionally of one target.
+    pub fn signals_since(&self, since_ms: u64, key: Option<&str>) -> Vec<SignalRecord> {
+        self.recent_signals
+            .iter()
+            .flat_map(|w| w.iter())
+            .filter(|r| r.window_end_ms > since_ms)
+            .filter(|r| key.is_none_or(|k| r.key == k))
+            .cloned()
+            .collect()
+    }
+}
 
 pub struct Live {
     graph: Graph,
@@ -133,7 +152,10 @@ impl Live {
 
     fn remember(&self, eval: &Evaluation, recent: GraphView, end_ms: u64) {
         let mut latest = self.latest.write();
-        latest.signals = eval.signals.clone();
+        latest.signals = Arc::new(eval.signals.clone());
+        let shared = latest.signals.clone();
+        latest.recent_signals.push_back(shared);
+        keep_last(&mut latest.recent_signals, RECENT_WINDOWS);
         latest.hotspots = eval.hotspots.clone();
         for e in &eval.anomalies {
             match e.state {
