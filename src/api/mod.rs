@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+mod experiments;
 mod operators;
 
 use crate::graph::{render, Graph, WindowSelect};
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub telemetry: Arc<Telemetry>,
     /// The operators' latest signals, anomalies, hotspots and paths.
     pub latest: SharedLatest,
+    /// The experiment runner, when the `experiments` extension is on.
+    pub experiments: Option<Arc<crate::experiments::service::Service>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -37,6 +40,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/hotspots", get(operators::hotspots))
         .route("/api/anomalies", get(operators::anomalies))
         .route("/api/paths", get(operators::paths))
+        .route(
+            "/api/experiments",
+            get(experiments::list).post(experiments::start),
+        )
         .with_state(state)
 }
 
@@ -72,7 +79,7 @@ pub fn parse_window(text: Option<&str>) -> Result<WindowSelect, String> {
     }
 }
 
-fn bad_request(message: String) -> Response {
+pub(crate) fn bad_request(message: String) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(serde_json::json!({ "error": message })),

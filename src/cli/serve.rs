@@ -12,6 +12,7 @@ use crate::api::{self, ApiState};
 use crate::config::PipelineConfig;
 use crate::exporters::{jsonl::JsonlExporter, Exporter};
 use crate::graph::Graph;
+use crate::experiments::service::Service;
 use crate::operators::{Feedback, Live, Operators, SharedLatest};
 use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
 use crate::telemetry::Telemetry;
@@ -47,8 +48,10 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let live = start_operators(config, &graph, &telemetry)?;
+    let exporters = start_exporters(config, &telemetry)?;
+    let live = start_operators(config, &graph, exporters.clone())?;
     let latest = live.latest();
+    let experiments = start_experiments(config, &latest, exporters, stop.subscribe()).await?;
     let mut tasks = JoinSet::new();
     let mut bound = (None, None, None);
     let otlp = config.receivers.otlp.as_ref().map(|o| &o.protocols);
@@ -77,6 +80,7 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
             graph: graph.clone(),
             telemetry: telemetry.clone(),
             latest: latest.clone(),
+            experiments: experiments.clone(),
         };
         tasks.spawn(api::serve(listener, state, shutdown()));
     }
@@ -100,12 +104,11 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for the {what} (is another process using it? set another endpoint in the pipeline)"))
 }
 
-/// Starts the exporters the pipeline names and the operators feeding them.
-fn start_operators(
+/// Starts the exporters the pipeline names.
+fn start_exporters(
     config: &PipelineConfig,
-    graph: &Graph,
     telemetry: &Arc<Telemetry>,
-) -> anyhow::Result<Live> {
+) -> anyhow::Result<Vec<Arc<dyn Exporter>>> {
     let mut exporters: Vec<Arc<dyn Exporter>> = Vec::new();
     if let Some(c) = config.jsonl_exporter() {
         exporters.push(Arc::new(JsonlExporter::start(c, telemetry.clone())?));
@@ -115,6 +118,15 @@ fn start_operators(
             .context("starting the Kafka exporter (exporters.kafka)")?;
         exporters.push(Arc::new(kafka));
     }
+    Ok(exporters)
+}
+
+/// The operators, feeding the exporters.
+fn start_operators(
+    config: &PipelineConfig,
+    graph: &Graph,
+    exporters: Vec<Arc<dyn Exporter>>,
+) -> anyhow::Result<Live> {
     let settings = config.processors.operators.clone();
     let feedback = Feedback::load(settings.feedback_file.as_deref())?;
     Ok(Live::new(
@@ -122,6 +134,25 @@ fn start_operators(
         Operators::new(settings, feedback),
         exporters,
     ))
+}
+
+/// The experiment service, after removing faults an interrupted run left.
+async fn start_experiments(
+    config: &PipelineConfig,
+    latest: &SharedLatest,
+    exporters: Vec<Arc<dyn Exporter>>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<Service>>> {
+    let Some(settings) = config.experiments() else {
+        return Ok(None);
+    };
+    match crate::experiments::journal::clean_leftovers(&settings.data_dir).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(faults = n, "removed faults left by interrupted experiments"),
+        Err(error) => tracing::error!(%error, "cannot clean up faults left by interrupted experiments"),
+    }
+    let feedback = config.processors.operators.feedback_file.clone();
+    Ok(Some(Arc::new(Service::new(settings, latest.clone(), feedback, exporters, stop))))
 }
 
 /// Closes windows, expires pending pairs and evaluates closed windows on a

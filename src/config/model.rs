@@ -209,6 +209,45 @@ pub struct Exporters {
 pub struct Extensions {
     /// The HTTP API, web page, `/metrics` and `/healthz`.
     pub api: Option<ApiExtension>,
+    /// The experiment runner behind `POST /api/experiments`.
+    pub experiments: Option<ExperimentsExtension>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentsExtension {
+    /// The Toxiproxy API faults are injected through, e.g. `http://127.0.0.1:8474`.
+    pub proxy_url: String,
+    /// Journals, results and reports (`<directory>/experiments/`).
+    pub directory: std::path::PathBuf,
+    /// Steady-state sampling before a fault, e.g. `30s`.
+    #[serde(default = "default_baseline", deserialize_with = "duration")]
+    pub baseline: Duration,
+    /// Consecutive in-tolerance windows that count as recovered.
+    #[serde(default = "default_recover_ticks")]
+    pub recover_ticks: usize,
+    /// Give up waiting for recovery after this long.
+    #[serde(default = "default_recover_limit", deserialize_with = "duration")]
+    pub recover_limit: Duration,
+    /// Multiplier on the feedback weight of what an unexpected run touched.
+    #[serde(default = "default_feedback_factor")]
+    pub feedback_factor: f64,
+}
+
+fn default_baseline() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_recover_ticks() -> usize {
+    3
+}
+
+fn default_recover_limit() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_feedback_factor() -> f64 {
+    1.5
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,7 +326,12 @@ impl PipelineConfig {
             }
         }
         for x in &self.service.extensions {
-            if !(x == "api" && self.extensions.api.is_some()) {
+            let declared = match x.as_str() {
+                "api" => self.extensions.api.is_some(),
+                "experiments" => self.extensions.experiments.is_some(),
+                _ => false,
+            };
+            if !declared {
                 return Err(undeclared("service.extensions", "extensions", x));
             }
         }
@@ -316,6 +360,21 @@ impl PipelineConfig {
             .as_ref()
             .filter(|_| enabled)
             .map(|a| a.endpoint)
+    }
+
+    /// The experiment runner's settings, if the extension is on.
+    pub fn experiments(&self) -> Option<crate::experiments::RunSettings> {
+        let on = self.service.extensions.iter().any(|e| e == "experiments");
+        let x = self.extensions.experiments.as_ref().filter(|_| on)?;
+        Some(crate::experiments::RunSettings {
+            proxy_url: x.proxy_url.clone(),
+            baseline: x.baseline,
+            tick: self.processors.graph.tick,
+            recover_ticks: x.recover_ticks,
+            recover_limit: x.recover_limit,
+            feedback_factor: x.feedback_factor,
+            data_dir: x.directory.clone(),
+        })
     }
 
     /// The JSON lines exporter, if the traces pipeline uses it.

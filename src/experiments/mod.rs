@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod result;
 pub mod runner;
+pub mod service;
 pub mod source;
 pub mod toxiproxy;
 
