@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, serve};
+use faultline::cli::{analyze, experiment, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
 
@@ -71,6 +71,70 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run fault experiments against a live system.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Run experiment plans: baseline, inject, watch, remove, recover.
+    ///
+    /// For each plan (JSON or YAML, see docs/experiments.md): samples the
+    /// target's signals from a running faultline for --baseline, refuses to
+    /// start if the target has no traffic or is already out of tolerance,
+    /// injects the plan's toxics through the Toxiproxy API at --proxy
+    /// (faultline's own fault proxy or a real Toxiproxy), watches the five
+    /// signals every tick and aborts early if a guardrail is crossed,
+    /// removes the fault (always: at the end, on Ctrl-C or SIGTERM, on
+    /// error; after a kill -9 the next run removes it from the journal in
+    /// the data directory), then times recovery: until every watched signal
+    /// is back within its baseline band for --recover-ticks windows.
+    ///
+    /// Prints one verdict per run. Each result is appended to
+    /// DATA_DIR/experiments/results.jsonl and gets a JSON, JUnit XML and
+    /// Markdown report in DATA_DIR/experiments/<run id>/. An unexpected
+    /// verdict multiplies the feedback weight of the targets the plan
+    /// watched by --feedback-factor, which the server's next ranking reads.
+    Run {
+        /// Plan files.
+        #[arg(required = true)]
+        plans: Vec<PathBuf>,
+        /// The running faultline whose signals are watched.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "FAULTLINE_SERVER")]
+        server: String,
+        /// The Toxiproxy API faults are injected through.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "FAULTLINE_PROXY_URL")]
+        proxy: String,
+        /// How long the steady state is sampled before injecting.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        baseline: std::time::Duration,
+        /// How often signals are sampled (the server's window length is the resolution).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        tick: std::time::Duration,
+        /// Consecutive in-tolerance windows that count as recovered.
+        #[arg(long, default_value_t = 3)]
+        recover_ticks: usize,
+        /// Give up waiting for recovery after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        recover_limit: std::time::Duration,
+        /// Run each plan this many times and report the spread of time to recover.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Journals, results and reports go here (share it with the server's
+        /// data directory so the feedback weights reach its ranking).
+        #[arg(long, default_value = "./faultline-data", env = "FAULTLINE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Multiplier on the feedback weight of targets an unexpected run touched.
+        #[arg(long, default_value_t = 1.5)]
+        feedback_factor: f64,
+        /// Also write all runs' verdicts as one JUnit XML file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Exit with status 1 when any verdict is unexpected (for CI).
+        #[arg(long)]
+        fail_on_unexpected: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +195,46 @@ fn run(command: Command) -> anyhow::Result<()> {
             match format {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
                 OutputFormat::Table => print!("{}", analyze::render_table(&analysis)),
+            }
+            Ok(())
+        }
+        Command::Experiment(ExperimentCommand::Run {
+            plans,
+            server,
+            proxy,
+            baseline,
+            tick,
+            recover_ticks,
+            recover_limit,
+            repeat,
+            data_dir,
+            feedback_factor,
+            junit,
+            fail_on_unexpected,
+        }) => {
+            let args = experiment::RunArgs {
+                plans,
+                server,
+                settings: faultline::experiments::RunSettings {
+                    proxy_url: proxy,
+                    baseline,
+                    tick,
+                    recover_ticks,
+                    recover_limit,
+                    feedback_factor,
+                    data_dir: data_dir.clone(),
+                },
+                repeat,
+                feedback_file: data_dir.join("feedback.json"),
+                junit,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let results = runtime.block_on(experiment::run(args))?;
+            let unexpected = results
+                .iter()
+                .any(|r| r.verdict == faultline::experiments::Verdict::Unexpected);
+            if fail_on_unexpected && unexpected {
+                anyhow::bail!("at least one experiment had an unexpected verdict");
             }
             Ok(())
         }
