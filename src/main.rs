@@ -101,10 +101,18 @@ enum ExperimentCommand {
         #[arg(required = true)]
         plans: Vec<PathBuf>,
         /// The running faultline whose signals are watched.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "FAULTLINE_SERVER")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "FAULTLINE_SERVER"
+        )]
         server: String,
         /// The Toxiproxy API faults are injected through.
-        #[arg(long, default_value = "http://127.0.0.1:8474", env = "FAULTLINE_PROXY_URL")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8474",
+            env = "FAULTLINE_PROXY_URL"
+        )]
         proxy: String,
         /// How long the steady state is sampled before injecting.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::experiments::{report, ExperimentResult, Plan, RunSettings, Runner, Verdict};
 use crate::experiments::source::Source;
+use crate::experiments::{report, ExperimentResult, Plan, RunSettings, Runner, Verdict};
 
 /// What `faultline experiment run` was asked to do.
 pub struct RunArgs {
@@ -21,18 +21,31 @@ pub struct RunArgs {
 
 /// Reads a plan from JSON or YAML (by extension; JSON otherwise).
 pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
     let plan = if yaml {
         serde_yaml_ng::from_str(&text).map_err(anyhow::Error::from)
     } else {
         serde_json::from_str(&text).map_err(anyhow::Error::from)
     };
-    plan.with_context(|| format!("{} is not an experiment plan (see docs/experiments.md)", path.display()))
+    plan.with_context(|| {
+        format!(
+            "{} is not an experiment plan (see docs/experiments.md)",
+            path.display()
+        )
+    })
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Vec<ExperimentResult>> {
-    let plans: Vec<Plan> = args.plans.iter().map(|p| load_plan(p)).collect::<Result<_, _>>()?;
+    let plans: Vec<Plan> = args
+        .plans
+        .iter()
+        .map(|p| load_plan(p))
+        .collect::<Result<_, _>>()?;
     let runner = Runner {
         settings: args.settings.clone(),
         source: Source::api(&args.server),
@@ -42,7 +55,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<ExperimentResult>> {
     for plan in &plans {
         let mut ttrs = Vec::new();
         for n in 0..args.repeat.max(1) {
-            eprintln!("faultline: running {} ({}), run {} of {}", plan.title, plan.scenario_id, n + 1, args.repeat.max(1));
+            eprintln!(
+                "faultline: running {} ({}), run {} of {}",
+                plan.title,
+                plan.scenario_id,
+                n + 1,
+                args.repeat.max(1)
+            );
             let result = runner.run(plan, super::serve::shutdown_signal()).await?;
             println!("{}", summary(&result));
             ttrs.extend(result.time_to_recover_ms);
@@ -53,7 +72,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<ExperimentResult>> {
         }
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&results)).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, report::junit(&results))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(results)
 }

@@ -10,9 +10,9 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiState};
 use crate::config::PipelineConfig;
+use crate::experiments::service::Service;
 use crate::exporters::{jsonl::JsonlExporter, Exporter};
 use crate::graph::Graph;
-use crate::experiments::service::Service;
 use crate::operators::{Feedback, Live, Operators, SharedLatest};
 use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
 use crate::telemetry::Telemetry;
@@ -149,10 +149,18 @@ async fn start_experiments(
     match crate::experiments::journal::clean_leftovers(&settings.data_dir).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(faults = n, "removed faults left by interrupted experiments"),
-        Err(error) => tracing::error!(%error, "cannot clean up faults left by interrupted experiments"),
+        Err(error) => {
+            tracing::error!(%error, "cannot clean up faults left by interrupted experiments")
+        }
     }
     let feedback = config.processors.operators.feedback_file.clone();
-    Ok(Some(Arc::new(Service::new(settings, latest.clone(), feedback, exporters, stop))))
+    Ok(Some(Arc::new(Service::new(
+        settings,
+        latest.clone(),
+        feedback,
+        exporters,
+        stop,
+    ))))
 }
 
 /// Closes windows, expires pending pairs and evaluates closed windows on a

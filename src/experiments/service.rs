@@ -70,7 +70,10 @@ impl Service {
         {
             let mut running = self.running.lock();
             if running.iter().any(|r| r.target == plan.target) {
-                return Err(format!("an experiment on {} is already running", plan.target));
+                return Err(format!(
+                    "an experiment on {} is already running",
+                    plan.target
+                ));
             }
             running.push(run.clone());
         }
@@ -91,7 +94,9 @@ impl Service {
         };
         match runner.run(&plan, interrupt).await {
             Ok(result) => self.publish(&result),
-            Err(error) => tracing::error!(%error, scenario = %plan.scenario_id, "experiment failed"),
+            Err(error) => {
+                tracing::error!(%error, scenario = %plan.scenario_id, "experiment failed")
+            }
         }
         self.running.lock().retain(|r| r.target != plan.target);
     }

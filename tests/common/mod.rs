@@ -3,6 +3,7 @@
 
 pub mod schema;
 pub mod sdk;
+pub mod system;
 pub mod traffic;
 
 use std::time::Duration;
