@@ -16,4 +16,5 @@ pub mod loadgen;
 pub mod model;
 pub mod operators;
 pub mod receivers;
+pub mod scenarios;
 pub mod telemetry;

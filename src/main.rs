@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, experiment, serve};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use faultline::cli::{analyze, experiment, scenarios, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
+use faultline::scenarios::render::Format;
+use faultline::scenarios::LlmSettings;
 
 /// faultline finds the failures that live between services.
 ///
@@ -71,6 +74,35 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Generate failure scenarios from the graph and render them for a chaos tool.
+    ///
+    /// Reads the graph and its hotspot ranking, either from a running faultline
+    /// (--server) or from exported span files (imported as `faultline analyze`
+    /// does, then ranked offline), and proposes the faults worth injecting:
+    /// latency (800 ms, and sized from the edge's own p99), jitter, a hung
+    /// dependency, reset connections, packet loss, a bandwidth cap, a dependency
+    /// down, a retry storm against a service with a store behind it, a slow
+    /// consumer, reordered messages, cache degradation with fall-through to the
+    /// database, and CPU pressure on a busy service. Each scenario carries its
+    /// hypothesis (error rate at each boundary, p99 on the impacted path, retries,
+    /// queue depth, time to recover), guardrails on the entry service, the signals
+    /// to watch and the evidence behind it; `docs/scenarios.md` is the schema.
+    /// The same input always gives the same scenarios, with the same ids.
+    ///
+    /// Renderers: `json` and `yaml` (the scenarios themselves), `toxiproxy`
+    /// (populate.json plus one file of toxics per scenario), `chaos-mesh`
+    /// (NetworkChaos/HTTPChaos/StressChaos per scenario and a Workflow running
+    /// them in series under a StatusCheck), `litmus` (a ChaosEngine per scenario)
+    /// and `chaostoolkit` (an experiment per scenario whose steady state probes
+    /// faultline's /api/signals). Scenarios a tool cannot express are listed on
+    /// stderr with the reason. Without --out, everything goes to stdout.
+    ///
+    /// With --llm-url and --llm-model, an OpenAI-compatible chat-completions
+    /// endpoint is asked for more scenarios (API key from FAULTLINE_LLM_API_KEY);
+    /// proposals naming unknown services, edges or fault kinds are rejected, and
+    /// any failure of the call falls back to the rules alone. Plain http only:
+    /// put an https endpoint behind a local proxy.
+    Scenarios(ScenariosArgs),
     /// Run fault experiments against a live system.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -143,6 +175,75 @@ enum ExperimentCommand {
         #[arg(long)]
         fail_on_unexpected: bool,
     },
+}
+
+#[derive(Args)]
+struct ScenariosArgs {
+    /// Exported span files (OTLP JSON, Jaeger JSON, Zipkin v2 JSON), as for
+    /// `faultline analyze`.
+    #[arg(required_unless_present = "server", conflicts_with = "server")]
+    files: Vec<PathBuf>,
+    /// A running faultline's API, e.g. http://127.0.0.1:8080: reads
+    /// /api/graph and /api/hotspots instead of importing files.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Keep the N highest-priority scenarios (default 20, or max_scenarios
+    /// from --settings).
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = Render::Json)]
+    render: Render,
+    /// Write the files under this directory (created if needed) instead of
+    /// printing them: e.g. chaos-mesh/<id>.yaml and chaos-mesh/workflow.yaml.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Base URL of an OpenAI-compatible API (http://127.0.0.1:11434, .../v1,
+    /// or the full .../v1/chat/completions) to ask for more scenarios.
+    #[arg(long, value_name = "URL", env = "FAULTLINE_LLM_URL")]
+    llm_url: Option<String>,
+    /// The model to ask, e.g. llama3.1 or gpt-4o-mini.
+    #[arg(long, value_name = "MODEL", env = "FAULTLINE_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// Give up on the LLM after this long and use the rules alone (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    llm_timeout: Option<Duration>,
+    /// How many scenarios to ask the LLM for (default 5).
+    #[arg(long, value_name = "N")]
+    llm_scenarios: Option<usize>,
+    /// Scenario settings, a YAML file shaped like `processors.scenarios`
+    /// (Kubernetes label key and namespace, Toxiproxy ports and upstreams,
+    /// fault sizes, guardrails, llm); see docs/scenarios.md.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Take graph settings (caps, naming) for the file import from this
+    /// pipeline file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Render {
+    Json,
+    Yaml,
+    Toxiproxy,
+    ChaosMesh,
+    Litmus,
+    #[value(name = "chaostoolkit")]
+    ChaosToolkit,
+}
+
+impl From<Render> for Format {
+    fn from(r: Render) -> Format {
+        match r {
+            Render::Json => Format::Json,
+            Render::Yaml => Format::Yaml,
+            Render::Toxiproxy => Format::Toxiproxy,
+            Render::ChaosMesh => Format::ChaosMesh,
+            Render::Litmus => Format::Litmus,
+            Render::ChaosToolkit => Format::ChaosToolkit,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -246,5 +347,52 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Scenarios(args) => run_scenarios(args),
     }
+}
+
+fn run_scenarios(args: ScenariosArgs) -> anyhow::Result<()> {
+    let mut settings = scenarios::load_settings(args.settings.as_deref())?;
+    if let Some(n) = args.top {
+        settings.max_scenarios = n;
+    }
+    if let Some(url) = args.llm_url {
+        let llm = settings.llm.get_or_insert_with(LlmSettings::default);
+        llm.url = url;
+    }
+    if let Some(llm) = settings.llm.as_mut() {
+        if let Some(model) = args.llm_model {
+            llm.model = model;
+        }
+        if let Some(t) = args.llm_timeout {
+            llm.timeout = t;
+        }
+        if let Some(n) = args.llm_scenarios {
+            llm.scenarios = n;
+        }
+        anyhow::ensure!(
+            !llm.model.is_empty(),
+            "--llm-url needs --llm-model (or llm.model in --settings)"
+        );
+    }
+    let graph = config::load(args.config.as_deref())?
+        .processors
+        .graph
+        .settings();
+    let input = match args.server {
+        Some(url) => scenarios::Input::Server(url),
+        None => scenarios::Input::Files(args.files),
+    };
+    let options = scenarios::Options {
+        input,
+        format: args.render.into(),
+        out: args.out,
+        settings,
+        graph,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = runtime.block_on(scenarios::run(options))?;
+    print!("{}", outcome.stdout);
+    eprintln!("faultline: {}", outcome.summary);
+    Ok(())
 }

@@ -2,5 +2,6 @@
 
 pub mod analyze;
 pub mod experiment;
+pub mod scenarios;
 pub mod serve;
 mod table;
