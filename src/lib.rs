@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod exporters;
+pub mod faultproxy;
 pub mod graph;
 pub mod loadgen;
 pub mod model;

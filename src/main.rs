@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, serve};
+use faultline::cli::{analyze, proxy, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
 
@@ -71,6 +71,50 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run the fault proxy: TCP proxies you degrade on demand, driven by a
+    /// Toxiproxy-compatible HTTP API.
+    ///
+    /// Any Toxiproxy 2.x client or script works against it (toxiproxy-cli,
+    /// the Go, Ruby, Python and Rust clients, chaostoolkit-toxiproxy). Create
+    /// a proxy, send your traffic through its listen address, then add
+    /// toxics:
+    ///
+    ///   curl -XPOST :8474/proxies -d '{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}'
+    ///   curl -XPOST :8474/proxies/db/toxics -d '{"type":"latency","attributes":{"latency":200,"jitter":50}}'
+    ///   curl -XPATCH :8474/proxies/db -d '{"enabled":false}'     # the database is down
+    ///   curl -XPOST :8474/reset                                   # every toxic gone, every proxy up
+    ///
+    /// Toxics: latency (latency, jitter ms), bandwidth (rate KB/s), slow_close
+    /// (delay ms), timeout (timeout ms, 0 = hold forever), reset_peer
+    /// (timeout ms), slicer (average_size, size_variation bytes, delay µs),
+    /// limit_data (bytes), each on stream upstream (client to server) or
+    /// downstream (the default), applied to a share `toxicity` of connections.
+    ///
+    /// Beyond Toxiproxy: --seed (or `seed` on a proxy) makes every random
+    /// draw reproducible; latency takes `distribution`: uniform (the
+    /// default, Toxiproxy's), normal, lognormal or pareto, with latency as
+    /// the mean and jitter as the standard deviation; the `http` toxic
+    /// (delay_ms, abort_status, probability) delays or answers individual
+    /// HTTP/1.x requests instead of whole connections. See the README's
+    /// "Fault proxy" section.
+    ///
+    /// Prints `faultline: faultproxy listening on <addr>` once the API is
+    /// bound. Stops on Ctrl-C or SIGTERM, closing every proxy.
+    Proxy {
+        /// Address of the HTTP API (port 0 picks a free port).
+        #[arg(long, env = "FAULTLINE_PROXY_LISTEN", default_value = faultline::faultproxy::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Proxies to create at start: a JSON array in the format of
+        /// `POST /populate` (the same file as Toxiproxy's -config), e.g.
+        /// [{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}].
+        /// Unlike Toxiproxy, a bad file stops the start with an error.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Seed of every random draw (toxicity, jitter, slice sizes, HTTP
+        /// probabilities). Without it a seed is drawn and logged at start.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +156,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let config = config::load(config.as_deref())?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::run(config))
+        }
+        Command::Proxy {
+            listen,
+            config,
+            seed,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(proxy::run(listen, config.as_deref(), seed))
         }
         Command::Analyze {
             files,
