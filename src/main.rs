@@ -74,32 +74,41 @@ enum Command {
     /// Run the fault proxy: TCP proxies you degrade on demand, driven by a
     /// Toxiproxy-compatible HTTP API.
     ///
-    /// Any Toxiproxy 2.x client or script works against it (toxiproxy-cli,
-    /// the Go, Ruby, Python and Rust clients, chaostoolkit-toxiproxy). Create
-    /// a proxy, send your traffic through its listen address, then add
-    /// toxics:
+    /// Toxiproxy 2.x clients and scripts work against it unchanged: same
+    /// routes, bodies, defaults and status codes (tested with toxiproxy-python
+    /// and the noxious-client crate). Create a proxy, send your traffic
+    /// through its listen address, then add toxics:
     ///
-    ///   curl -XPOST :8474/proxies -d '{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}'
-    ///   curl -XPOST :8474/proxies/db/toxics -d '{"type":"latency","attributes":{"latency":200,"jitter":50}}'
-    ///   curl -XPATCH :8474/proxies/db -d '{"enabled":false}'     # the database is down
-    ///   curl -XPOST :8474/reset                                   # every toxic gone, every proxy up
+    ///   curl -XPOST :8474/proxies \
+    ///     -d '{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}'
+    ///   curl -XPOST :8474/proxies/db/toxics \
+    ///     -d '{"type":"latency","attributes":{"latency":200,"jitter":50}}'
+    ///   curl -XPATCH :8474/proxies/db -d '{"enabled":false}'   # the database is down
+    ///   curl -XPOST :8474/reset                 # every toxic gone, every proxy up
     ///
-    /// Toxics: latency (latency, jitter ms), bandwidth (rate KB/s), slow_close
-    /// (delay ms), timeout (timeout ms, 0 = hold forever), reset_peer
-    /// (timeout ms), slicer (average_size, size_variation bytes, delay µs),
-    /// limit_data (bytes), each on stream upstream (client to server) or
-    /// downstream (the default), applied to a share `toxicity` of connections.
+    /// Toxics (attributes; "stream" is upstream = client to server, or
+    /// downstream = server to client, the default; "toxicity" is the share
+    /// of connections a toxic applies to, default 1):
+    ///   latency      latency, jitter (ms)
+    ///   bandwidth    rate (KB/s)
+    ///   slow_close   delay (ms) before a close is passed on
+    ///   timeout      timeout (ms) then close; 0 holds the connection forever
+    ///   reset_peer   timeout (ms) after the first bytes, then a TCP RST
+    ///   slicer       average_size, size_variation (bytes), delay (µs)
+    ///   limit_data   bytes, then close
     ///
-    /// Beyond Toxiproxy: --seed (or `seed` on a proxy) makes every random
-    /// draw reproducible; latency takes `distribution`: uniform (the
-    /// default, Toxiproxy's), normal, lognormal or pareto, with latency as
-    /// the mean and jitter as the standard deviation; the `http` toxic
-    /// (delay_ms, abort_status, probability) delays or answers individual
-    /// HTTP/1.x requests instead of whole connections. See the README's
-    /// "Fault proxy" section.
+    /// Beyond Toxiproxy:
+    ///   --seed, or "seed" on a proxy: every random draw is reproducible.
+    ///   latency "distribution": uniform (default, Toxiproxy's), normal,
+    ///     lognormal or pareto, with latency as the mean and jitter as the
+    ///     standard deviation.
+    ///   the "http" toxic (delay_ms, abort_status, probability) delays or
+    ///     answers single HTTP/1.x requests, not whole connections.
+    /// See the README's "Fault proxy" section.
     ///
     /// Prints `faultline: faultproxy listening on <addr>` once the API is
     /// bound. Stops on Ctrl-C or SIGTERM, closing every proxy.
+    #[command(verbatim_doc_comment)]
     Proxy {
         /// Address of the HTTP API (port 0 picks a free port).
         #[arg(long, env = "FAULTLINE_PROXY_LISTEN", default_value = faultline::faultproxy::DEFAULT_LISTEN)]

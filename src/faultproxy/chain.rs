@@ -280,3 +280,85 @@ impl Pipeline {
         moving.into_iter().map(|t| t.ev).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faultproxy::toxics::{latency::Latency, limit_data::LimitData, timeout::Timeout};
+    use crate::faultproxy::toxics::{Direction, ToxicKind};
+
+    fn def(id: u64, kind: ToxicKind, toxicity: f32) -> Arc<ToxicDef> {
+        Arc::new(ToxicDef {
+            id,
+            name: format!("t{id}"),
+            stream: "downstream".into(),
+            direction: Direction::Downstream,
+            toxicity,
+            kind,
+        })
+    }
+
+    fn data(s: &'static str) -> Ev {
+        Ev::Data(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn latency(ms: i64) -> ToxicKind {
+        ToxicKind::Latency(Latency {
+            latency: ms,
+            ..Latency::default()
+        })
+    }
+
+    #[test]
+    fn latency_holds_in_order_and_removal_releases() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut p = Pipeline::new(1);
+        assert!(p.reconcile(&[def(1, latency(1000), 1.0)], t0).is_empty());
+        p.admit(t0, data("a"));
+        assert!(p.advance(t0).is_empty());
+        assert_eq!(p.next_at(), Some(t0 + s));
+        p.admit(t0 + s / 2, data("b"));
+        assert_eq!(p.advance(t0 + s), vec![data("a")]);
+        assert_eq!(p.held_bytes(), 1);
+        // Removing the toxic lets what it held go at once.
+        assert_eq!(p.reconcile(&[], t0 + s), vec![data("b")]);
+        p.admit(t0 + s, data("c"));
+        assert_eq!(p.advance(t0 + s), vec![data("c")]);
+    }
+
+    #[test]
+    fn an_update_restarts_with_new_attributes_and_zero_toxicity_passes() {
+        let t0 = Instant::now();
+        let mut p = Pipeline::new(2);
+        let slow = def(1, latency(10_000), 1.0);
+        p.reconcile(std::slice::from_ref(&slow), t0);
+        p.admit(t0, data("a"));
+        assert!(p.advance(t0).is_empty());
+        let off = Arc::new(ToxicDef {
+            toxicity: 0.0,
+            ..(*slow).clone()
+        });
+        p.reconcile(&[off], t0);
+        p.admit(t0, data("b"));
+        assert_eq!(p.advance(t0), vec![data("a"), data("b")]);
+    }
+
+    #[test]
+    fn limit_data_then_timeout_removal_close_the_connection() {
+        let t0 = Instant::now();
+        let mut p = Pipeline::new(3);
+        let limit = def(1, ToxicKind::LimitData(LimitData { bytes: 3 }), 1.0);
+        p.reconcile(&[limit], t0);
+        p.admit(t0, data("hello"));
+        let closed = vec![data("hel"), Ev::Close(CloseKind::Graceful)];
+        assert_eq!(p.advance(t0), closed);
+
+        let mut p = Pipeline::new(3);
+        let hold = def(2, ToxicKind::Timeout(Timeout { timeout: 0 }), 1.0);
+        p.reconcile(&[hold], t0);
+        p.admit(t0, data("dropped"));
+        assert!(p.advance(t0).is_empty() && p.next_at().is_none());
+        assert_eq!(p.reconcile(&[], t0), vec![Ev::Close(CloseKind::Graceful)]);
+    }
+}

@@ -20,7 +20,8 @@ use super::state::Chains;
 pub struct ProxyContext {
     pub name: Arc<str>,
     pub upstream: String,
-    pub seed: u64,
+    /// The proxy's effective seed; an update changes it for new connections.
+    pub seed: Arc<AtomicU64>,
     pub chains: watch::Receiver<Arc<Chains>>,
     pub connections: Arc<AtomicU64>,
 }
@@ -30,7 +31,7 @@ impl ProxyContext {
         LinkContext {
             proxy: self.name.clone(),
             upstream: self.upstream.clone(),
-            seed: self.seed,
+            seed: self.seed.load(Ordering::Relaxed),
             chains: self.chains.clone(),
             number: self.connections.fetch_add(1, Ordering::Relaxed),
         }

@@ -167,8 +167,10 @@ async fn recv_reply(rx: &mut Option<mpsc::Receiver<Reply>>) -> Option<Reply> {
     }
 }
 
+/// Sleeps until `at`, waking at least hourly (a stalled toxic's "never").
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
+        let cap = Instant::now() + std::time::Duration::from_secs(3600);
+        tokio::time::sleep_until(at.min(cap)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! wrong in two ways, the same error wins).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -49,6 +49,8 @@ struct ProxyEntry {
     listen: String,
     upstream: String,
     seed: Option<u64>,
+    /// The seed links use: `seed`, else the server's.
+    live_seed: Arc<AtomicU64>,
     /// In insertion order, both directions.
     toxics: Vec<Arc<ToxicDef>>,
     chains: watch::Sender<Arc<Chains>>,
@@ -63,6 +65,7 @@ impl ProxyEntry {
             listen,
             upstream,
             seed,
+            live_seed: Arc::new(AtomicU64::new(seed.unwrap_or(0))),
             toxics: Vec::new(),
             chains: watch::Sender::new(Arc::new(Chains::default())),
             listening: None,
@@ -100,10 +103,12 @@ impl ProxyEntry {
         if self.enabled() {
             return Ok(());
         }
+        self.live_seed
+            .store(self.seed.unwrap_or(server_seed), Ordering::Relaxed);
         let ctx = ProxyContext {
             name: self.name.as_str().into(),
             upstream: self.upstream.clone(),
-            seed: self.seed.unwrap_or(server_seed),
+            seed: self.live_seed.clone(),
             chains: self.chains.subscribe(),
             connections: self.connections.clone(),
         };
@@ -225,8 +230,9 @@ impl Registry {
         let upstream = input.upstream.unwrap_or_else(|| entry.upstream.clone());
         let enabled = input.enabled.unwrap_or(entry.enabled());
         let differs = resolve(&listen).await? != entry.listen || upstream != entry.upstream;
-        if input.seed.is_some() {
-            entry.seed = input.seed; // for connections opened from now on
+        if let Some(seed) = input.seed {
+            entry.seed = Some(seed);
+            entry.live_seed.store(seed, Ordering::Relaxed); // for connections opened from now on
         }
         if differs {
             entry.stop().await;
