@@ -43,7 +43,9 @@ use state::Registry;
 /// The API's default address, as Toxiproxy's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8474";
 
-/// A running fault proxy server.
+/// A running fault proxy server. [`stop`](Self::stop) shuts it down and
+/// waits; dropping it also shuts the API and every proxy down, without
+/// waiting.
 pub struct RunningProxy {
     addr: SocketAddr,
     registry: Arc<Registry>,
