@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod experiments;
 pub mod exporters;
+pub mod faultproxy;
 pub mod graph;
 pub mod loadgen;
 pub mod model;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, experiment, scenarios, serve};
+use faultline::cli::{analyze, experiment, proxy, scenarios, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
 use faultline::scenarios::render::Format;
@@ -103,6 +103,59 @@ enum Command {
     /// any failure of the call falls back to the rules alone. Plain http only:
     /// put an https endpoint behind a local proxy.
     Scenarios(ScenariosArgs),
+    /// Run the fault proxy: TCP proxies you degrade on demand, driven by a
+    /// Toxiproxy-compatible HTTP API.
+    ///
+    /// Toxiproxy 2.x clients and scripts work against it unchanged: same
+    /// routes, bodies, defaults and status codes (tested with toxiproxy-python
+    /// and the noxious-client crate). Create a proxy, send your traffic
+    /// through its listen address, then add toxics:
+    ///
+    ///   curl -XPOST :8474/proxies \
+    ///     -d '{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}'
+    ///   curl -XPOST :8474/proxies/db/toxics \
+    ///     -d '{"type":"latency","attributes":{"latency":200,"jitter":50}}'
+    ///   curl -XPATCH :8474/proxies/db -d '{"enabled":false}'   # the database is down
+    ///   curl -XPOST :8474/reset                 # every toxic gone, every proxy up
+    ///
+    /// Toxics (attributes; "stream" is upstream = client to server, or
+    /// downstream = server to client, the default; "toxicity" is the share
+    /// of connections a toxic applies to, default 1):
+    ///   latency      latency, jitter (ms)
+    ///   bandwidth    rate (KB/s)
+    ///   slow_close   delay (ms) before a close is passed on
+    ///   timeout      timeout (ms) then close; 0 holds the connection forever
+    ///   reset_peer   timeout (ms) after the first bytes, then a TCP RST
+    ///   slicer       average_size, size_variation (bytes), delay (µs)
+    ///   limit_data   bytes, then close
+    ///
+    /// Beyond Toxiproxy:
+    ///   --seed, or "seed" on a proxy: every random draw is reproducible.
+    ///   latency "distribution": uniform (default, Toxiproxy's), normal,
+    ///     lognormal or pareto, with latency as the mean and jitter as the
+    ///     standard deviation.
+    ///   the "http" toxic (delay_ms, abort_status, probability) delays or
+    ///     answers single HTTP/1.x requests, not whole connections.
+    /// See the README's "Fault proxy" section.
+    ///
+    /// Prints `faultline: faultproxy listening on <addr>` once the API is
+    /// bound. Stops on Ctrl-C or SIGTERM, closing every proxy.
+    #[command(verbatim_doc_comment)]
+    Proxy {
+        /// Address of the HTTP API (port 0 picks a free port).
+        #[arg(long, env = "FAULTLINE_PROXY_LISTEN", default_value = faultline::faultproxy::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Proxies to create at start: a JSON array in the format of
+        /// `POST /populate` (the same file as Toxiproxy's -config), e.g.
+        /// [{"name":"db","listen":"127.0.0.1:15432","upstream":"127.0.0.1:5432"}].
+        /// Unlike Toxiproxy, a bad file stops the start with an error.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Seed of every random draw (toxicity, jitter, slice sizes, HTTP
+        /// probabilities). Without it a seed is drawn and logged at start.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Run fault experiments against a live system.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -285,6 +338,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let config = config::load(config.as_deref())?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::run(config))
+        }
+        Command::Proxy {
+            listen,
+            config,
+            seed,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(proxy::run(listen, config.as_deref(), seed))
         }
         Command::Analyze {
             files,

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod experiment;
+pub mod proxy;
 pub mod scenarios;
 pub mod serve;
 mod table;
