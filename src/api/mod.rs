@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 mod operators;
+mod web;
 
 use crate::graph::{render, Graph, WindowSelect};
 use crate::operators::SharedLatest;
@@ -37,6 +38,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/hotspots", get(operators::hotspots))
         .route("/api/anomalies", get(operators::anomalies))
         .route("/api/paths", get(operators::paths))
+        .merge(web::routes())
         .with_state(state)
 }
 
