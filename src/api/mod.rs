@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 mod experiments;
 mod operators;
+mod web;
 
 use crate::graph::{render, Graph, WindowSelect};
 use crate::operators::SharedLatest;
@@ -44,6 +45,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/experiments",
             get(experiments::list).post(experiments::start),
         )
+        .merge(web::routes())
         .with_state(state)
 }
 
