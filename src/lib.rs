@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod experiments;
 pub mod exporters;
 pub mod faultproxy;
