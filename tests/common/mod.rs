@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod sdk;
+pub mod tansu;
 
 use std::time::Duration;
 
