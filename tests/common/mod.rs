@@ -5,6 +5,7 @@ pub mod schema;
 pub mod sdk;
 pub mod system;
 pub mod traffic;
+pub mod tansu;
 
 use std::time::Duration;
 
