@@ -4,8 +4,8 @@
 pub mod schema;
 pub mod sdk;
 pub mod system;
-pub mod traffic;
 pub mod tansu;
+pub mod traffic;
 
 use std::time::Duration;
 
