@@ -74,6 +74,7 @@ fn serve_runs_the_default_pipeline_and_stops_on_sigterm() {
         .env("FAULTLINE_GRPC_ENDPOINT", "127.0.0.1:0")
         .env("FAULTLINE_HTTP_ENDPOINT", "127.0.0.1:0")
         .env("FAULTLINE_API_ENDPOINT", "127.0.0.1:0")
+        .env("FAULTLINE_PROXY_ENDPOINT", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -27,6 +27,10 @@ async fn faultline(proxy: &str, data_dir: &str) -> Running {
             "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
             "127.0.0.1:0",
         )
+        .replace(
+            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
+            "127.0.0.1:0",
+        )
         .replace("${env:FAULTLINE_PROXY_URL:-http://127.0.0.1:8474}", proxy)
         .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", data_dir)
         .replace("baseline: 30s", "baseline: 5s")
@@ -162,6 +166,18 @@ async fn latency_and_reset_experiments_measure_recovery_and_feed_back() {
     let measured = r["time_to_recover_ms"].as_u64().expect("recovered") as i64;
     let seen = observed_recovery(&s.system.observed.lock(), removed, 400) as i64;
     eprintln!("time to recover: measured {measured} ms, seen by the test {seen} ms");
+    {
+        let obs = s.system.observed.lock();
+        let slow: Vec<_> = obs.iter().filter(|o| o.done_ms - o.sent_ms > 400).collect();
+        eprintln!(
+            "observed {} requests, {} slow, last slow sent {:?} done {:?}, removed {removed}, fault start {}",
+            obs.len(),
+            slow.len(),
+            slow.last().map(|o| o.sent_ms),
+            slow.iter().map(|o| o.done_ms).max(),
+            r["fault_start_ms"]
+        );
+    }
     assert!(
         (-500..=1500).contains(&(measured - seen)),
         "measured {measured} ms, the test saw {seen} ms; recovery: {:?}",
@@ -252,7 +268,7 @@ async fn a_killed_run_leaves_a_fault_that_the_next_start_removes() {
         .arg(&s.data_dir)
         .arg(&plan_file)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
     let mut injected = false;
@@ -263,7 +279,8 @@ async fn a_killed_run_leaves_a_fault_that_the_next_start_removes() {
             break;
         }
     }
-    assert!(injected, "the runner injected its toxic");
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    assert!(injected, "the runner injected its toxic; it said: {stderr}");
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -34,6 +34,10 @@ async fn serve_to(tansu: &Tansu) -> faultline::cli::serve::Running {
             "127.0.0.1:0",
         )
         .replace(
+            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
+            "127.0.0.1:0",
+        )
+        .replace(
             "${env:FAULTLINE_KAFKA_BROKERS:-127.0.0.1:9092}",
             &tansu.brokers(),
         )

@@ -28,6 +28,8 @@ pub struct ApiState {
     pub latest: SharedLatest,
     /// The experiment runner, when the `experiments` extension is on.
     pub experiments: Option<Arc<crate::experiments::service::Service>>,
+    /// How scenarios become plans (`POST /api/experiments {"scenario_id"}`).
+    pub scenario_settings: Arc<crate::scenarios::ScenarioSettings>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -41,6 +43,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/hotspots", get(operators::hotspots))
         .route("/api/anomalies", get(operators::anomalies))
         .route("/api/paths", get(operators::paths))
+        .route("/api/scenarios", get(operators::scenarios))
         .route(
             "/api/experiments",
             get(experiments::list).post(experiments::start),

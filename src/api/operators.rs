@@ -75,3 +75,12 @@ pub async fn paths(State(state): State<ApiState>) -> Response {
     let latest = state.latest.read();
     Json(&latest.paths).into_response()
 }
+
+pub async fn scenarios(State(state): State<ApiState>) -> Response {
+    let latest = state.latest.read();
+    Json(json!({
+        "at_ms": latest.last_window_end_ms,
+        "scenarios": latest.scenarios,
+    }))
+    .into_response()
+}

@@ -25,10 +25,13 @@ pub struct Running {
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
     pub latest: SharedLatest,
+    /// The embedded fault proxy's API address, if it is on.
+    pub faultproxy: Option<SocketAddr>,
     /// Where the JSON lines exporter writes, if it is on.
     pub jsonl_dir: Option<std::path::PathBuf>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
+    proxy: Option<crate::faultproxy::RunningProxy>,
 }
 
 /// Binds every listener first — so a port conflict fails at start, naming
@@ -47,6 +50,14 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
+    };
+    let proxy = match config.faultproxy() {
+        Some(p) => Some(
+            crate::faultproxy::start(p.endpoint, p.seed)
+                .await
+                .context("starting the fault proxy (extensions.faultproxy)")?,
+        ),
+        None => None,
     };
     let exporters = start_exporters(config, &telemetry)?;
     let live = start_operators(config, &graph, exporters.clone())?;
@@ -81,6 +92,7 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
             telemetry: telemetry.clone(),
             latest: latest.clone(),
             experiments: experiments.clone(),
+            scenario_settings: Arc::new(config.processors.scenarios.clone()),
         };
         tasks.spawn(api::serve(listener, state, shutdown()));
     }
@@ -92,6 +104,8 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         graph,
         telemetry,
         latest,
+        faultproxy: proxy.as_ref().map(|p| p.addr()),
+        proxy,
         jsonl_dir: config.jsonl_exporter().map(|j| j.directory.clone()),
         stop,
         tasks,
@@ -193,6 +207,9 @@ impl Running {
         while let Some(done) = self.tasks.join_next().await {
             done??;
         }
+        if let Some(proxy) = self.proxy.take() {
+            proxy.stop().await?;
+        }
         Ok(())
     }
 
@@ -230,6 +247,7 @@ pub async fn run(config: PipelineConfig) -> anyhow::Result<()> {
         ("otlp_grpc", running.grpc),
         ("otlp_http", running.http),
         ("api", running.api),
+        ("faultproxy", running.faultproxy),
     ] {
         if let Some(addr) = addr {
             // One line per listener on stdout, so scripts can find ports chosen by `:0`.

@@ -76,6 +76,9 @@ pub struct Processors {
     /// Signals, baselines, anomalies and hotspot ranking.
     #[serde(default)]
     pub operators: crate::operators::OperatorSettings,
+    /// Scenario generation from the ranking (`GET /api/scenarios`).
+    #[serde(default)]
+    pub scenarios: crate::scenarios::ScenarioSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +214,18 @@ pub struct Extensions {
     pub api: Option<ApiExtension>,
     /// The experiment runner behind `POST /api/experiments`.
     pub experiments: Option<ExperimentsExtension>,
+    /// The fault proxy (Toxiproxy API), embedded.
+    pub faultproxy: Option<FaultProxyExtension>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultProxyExtension {
+    /// Address of its Toxiproxy-compatible API, e.g. `127.0.0.1:8474`.
+    pub endpoint: SocketAddr,
+    /// Seed of every random draw (reproducible runs); drawn when unset.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,7 +332,7 @@ impl PipelineConfig {
             }
         }
         for p in &traces.processors {
-            if p != "graph" && p != "operators" {
+            if !["graph", "operators", "scenarios"].contains(&p.as_str()) {
                 return Err(undeclared(
                     "service.pipelines.traces.processors",
                     "processors",
@@ -329,6 +344,7 @@ impl PipelineConfig {
             let declared = match x.as_str() {
                 "api" => self.extensions.api.is_some(),
                 "experiments" => self.extensions.experiments.is_some(),
+                "faultproxy" => self.extensions.faultproxy.is_some(),
                 _ => false,
             };
             if !declared {
@@ -360,6 +376,12 @@ impl PipelineConfig {
             .as_ref()
             .filter(|_| enabled)
             .map(|a| a.endpoint)
+    }
+
+    /// The embedded fault proxy, if the extension is on.
+    pub fn faultproxy(&self) -> Option<&FaultProxyExtension> {
+        let on = self.service.extensions.iter().any(|e| e == "faultproxy");
+        self.extensions.faultproxy.as_ref().filter(|_| on)
     }
 
     /// The experiment runner's settings, if the extension is on.

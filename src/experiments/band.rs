@@ -35,7 +35,9 @@ impl Band {
         let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
         let mad = median_of_sorted_input(&mut dev);
         let max = v.iter().copied().fold(f64::MIN, f64::max);
-        let scale = (1.4826 * mad).max(floor(signal, median));
+        let scale = (1.4826 * mad)
+            .max(floor(signal, median))
+            .max(latency_floor(signal, median));
         Some(Band {
             median,
             mad,
@@ -47,6 +49,18 @@ impl Band {
 
     pub fn holds(&self, value: f64) -> bool {
         value <= self.upper
+    }
+}
+
+/// A wider floor for latencies than the operators use: an experiment's
+/// baseline is short (seconds), and on a busy host a millisecond-scale p99
+/// jumps by tens of milliseconds without anything being wrong. The band
+/// must not call such a blip "not recovered"; a fault that matters moves
+/// p99 by far more than 40 ms.
+fn latency_floor(signal: SignalName, median: f64) -> f64 {
+    match signal {
+        SignalName::P99Ms | SignalName::QueueLagMs => (0.25 * median).max(10.0),
+        _ => 0.0,
     }
 }
 
@@ -87,10 +101,13 @@ mod tests {
     #[test]
     fn the_band_covers_the_baseline_and_a_margin() {
         let b = Band::of(SignalName::P99Ms, &[20.0, 22.0, 21.0, 25.0, 21.0]).unwrap();
-        // median 21, MAD 1 → scale max(1.48, 2.1) = 2.1 → 21 + 8.4 = 29.4.
+        // median 21, MAD 1 → scale max(1.48, 2.1, 10) = 10 → 21 + 40 = 61.
         assert_eq!((b.median, b.mad, b.max), (21.0, 1.0, 25.0));
-        assert!((b.upper - 29.4).abs() < 1e-9);
-        assert!(b.holds(29.0) && !b.holds(800.0));
+        assert!((b.upper - 61.0).abs() < 1e-9);
+        assert!(b.holds(60.0) && !b.holds(800.0));
+        let e = Band::of(SignalName::ErrorRate, &[0.0, 0.01, 0.0]).unwrap();
+        // median 0, MAD 0 → the operators' floor 0.02 → 0.08.
+        assert!((e.upper - 0.08).abs() < 1e-9);
         assert!(Band::of(SignalName::ErrorRate, &[]).is_none());
     }
 }

@@ -9,6 +9,7 @@
 //! raise the touched targets' feedback weights, which the next ranking reads.
 
 pub mod band;
+pub mod from_scenario;
 pub mod journal;
 pub mod plan;
 pub mod report;

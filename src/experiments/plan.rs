@@ -52,6 +52,11 @@ pub struct Hypothesis {
     pub max_error_rate: Option<f64>,
     /// Every watched target's p99 stays at or below this.
     pub max_p99_ms: Option<f64>,
+    /// The target's attempts per logical call stay at or below this.
+    pub max_retry_amplification: Option<f64>,
+    /// `key/signal` pairs that must stay within their baseline band while
+    /// the fault is on (e.g. the error rate of the boundaries around it).
+    pub steady: Vec<String>,
     /// The system is back within its baseline tolerance this soon after
     /// the fault is removed.
     #[serde(with = "humantime_serde_compat")]
@@ -63,6 +68,8 @@ impl Default for Hypothesis {
         Hypothesis {
             max_error_rate: None,
             max_p99_ms: None,
+            max_retry_amplification: None,
+            steady: Vec::new(),
             recover_within: Duration::from_secs(10),
         }
     }

@@ -438,6 +438,27 @@ fn reasons(plan: &Plan, r: &ExperimentResult) -> Vec<String> {
             ));
         }
     }
+    if let (Some(max), Some(peak)) = (
+        h.max_retry_amplification,
+        r.peak.get(&format!("{}/retry_amplification", r.target)),
+    ) {
+        if peak > &max {
+            out.push(format!(
+                "{} made {peak:.2} attempts per call, above the {max} the hypothesis allows",
+                r.target
+            ));
+        }
+    }
+    for pair in &h.steady {
+        if let (Some(peak), Some(band)) = (r.peak.get(pair), r.baseline.get(pair)) {
+            if !band.holds(*peak) {
+                out.push(format!(
+                    "{pair} left its baseline: {peak:.3} against at most {:.3} (median {:.3})",
+                    band.upper, band.median
+                ));
+            }
+        }
+    }
     let within = h.recover_within.as_millis() as u64;
     match r.time_to_recover_ms {
         None => out.push(format!(

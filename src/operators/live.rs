@@ -34,6 +34,8 @@ pub struct Latest {
     /// Recent start and end events, oldest first.
     pub events: VecDeque<AnomalyEvent>,
     pub paths: PathsDocument,
+    /// Scenarios for the current ranking (regenerated when it changes).
+    pub scenarios: Vec<crate::scenarios::Scenario>,
     pub windows_evaluated: u64,
     pub last_window_end_ms: u64,
 }
@@ -73,6 +75,9 @@ pub struct Live {
     recent: VecDeque<(u64, WindowPartial)>,
     /// Latest production time per (destination, key), across windows.
     produced: std::collections::HashMap<(String, Option<Arc<str>>), u64>,
+    scenarios: Option<crate::scenarios::ScenarioSettings>,
+    /// The ranking scenarios were last generated for (target keys in order).
+    ranked: Vec<String>,
 }
 
 impl Live {
@@ -85,7 +90,15 @@ impl Live {
             last_index: 0,
             recent: VecDeque::new(),
             produced: Default::default(),
+            scenarios: None,
+            ranked: Vec::new(),
         }
+    }
+
+    /// Also generate scenarios (rules) whenever the ranking changes.
+    pub fn with_scenarios(mut self, settings: crate::scenarios::ScenarioSettings) -> Live {
+        self.scenarios = Some(settings);
+        self
     }
 
     pub fn latest(&self) -> SharedLatest {
@@ -113,8 +126,32 @@ impl Live {
         }
         let recent = self.recent_view(window_ms, w.end_ms);
         let eval = self.operators.evaluate(&view, &recent);
+        self.refresh_scenarios(&eval, &recent);
         self.remember(&eval, recent, w.end_ms);
         eval
+    }
+
+    /// Regenerates scenarios when the ranking's order of targets changed,
+    /// and publishes them (stream `scenarios`).
+    fn refresh_scenarios(&mut self, eval: &Evaluation, recent: &GraphView) {
+        let Some(settings) = &self.scenarios else {
+            return;
+        };
+        let ranked: Vec<String> = eval.hotspots.iter().map(|h| h.key.clone()).collect();
+        if ranked == self.ranked {
+            return;
+        }
+        self.ranked = ranked;
+        let active = self.latest.read().active.clone();
+        let scenarios = crate::scenarios::generate(recent, &eval.hotspots, &active, settings);
+        let records: Vec<Record> = scenarios
+            .iter()
+            .map(|s| Record::new(Stream::Scenarios, s.target.key(), s))
+            .collect();
+        for e in &self.exporters {
+            e.export(&records);
+        }
+        self.latest.write().scenarios = scenarios;
     }
 
     /// Re-counts out-of-order deliveries with the order carried over from

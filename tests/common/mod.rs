@@ -34,6 +34,10 @@ pub async fn serve_with(replacements: &[(&str, &str)]) -> Running {
             "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
             "127.0.0.1:0",
         )
+        .replace(
+            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
+            "127.0.0.1:0",
+        )
         .replace("ttl: 10s", "ttl: 1s")
         .replace("tick: 1s", "tick: 100ms")
         .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", &data_dir());
