@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, experiment, proxy, scenarios, serve};
+use faultline::cli::{analyze, demo, experiment, proxy, scenarios, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
 use faultline::scenarios::render::Format;
@@ -155,6 +155,47 @@ enum Command {
         /// probabilities). Without it a seed is drawn and logged at start.
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// See faultline find hidden failures in a built-in shop, in minutes.
+    ///
+    /// Starts faultline (API and web page on --listen), a small shop of real
+    /// services on loopback instrumented with the OpenTelemetry Rust SDK
+    /// (gateway, orders, inventory with a cache and a store, payments with
+    /// client retries, a notification queue whose consumer calls an email
+    /// provider), every dependency connection routed through faultline's
+    /// fault proxy, and steady traffic with bursts. After a warm-up it runs
+    /// the loop: graph → hotspots → scenarios → experiments on the top
+    /// scenarios → verdicts and times to recover → feedback → a second
+    /// ranking that shows the changed priorities. Prints a report (also
+    /// written to DATA_DIR/demo-report.json), then keeps the web page up
+    /// until Ctrl-C, unless --no-ui.
+    Demo {
+        /// Cycles of the loop to run.
+        #[arg(long, default_value_t = 1)]
+        cycles: usize,
+        /// Experiments per cycle: the top scenarios the fault proxy can run,
+        /// interaction faults (retry storms, slow consumers, reordering,
+        /// cache degradation) first, one per fault kind.
+        #[arg(long, default_value_t = 3)]
+        experiments: usize,
+        /// Steady traffic before the first ranking.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        warm_up: Duration,
+        /// How long each fault stays on.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        fault: Duration,
+        /// Checkouts per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Address of the API and web page.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Data directory (feedback weights, experiment results, JSON lines).
+        #[arg(long, default_value = "./faultline-demo")]
+        data_dir: PathBuf,
+        /// Exit after the report instead of keeping the web page up.
+        #[arg(long)]
+        no_ui: bool,
     },
     /// Run fault experiments against a live system.
     #[command(subcommand)]
@@ -366,6 +407,30 @@ fn run(command: Command) -> anyhow::Result<()> {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
                 OutputFormat::Table => print!("{}", analyze::render_table(&analysis)),
             }
+            Ok(())
+        }
+        Command::Demo {
+            cycles,
+            experiments,
+            warm_up,
+            fault,
+            rate,
+            listen,
+            data_dir,
+            no_ui,
+        } => {
+            let settings = faultline::demo::cycle::DemoSettings {
+                api: listen,
+                data_dir,
+                cycles,
+                experiments,
+                warm_up,
+                fault,
+                rate,
+                ..Default::default()
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(demo::run(settings, !no_ui))?;
             Ok(())
         }
         Command::Experiment(ExperimentCommand::Run {

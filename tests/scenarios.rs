@@ -65,7 +65,10 @@ fn top_scenarios_hit_the_slow_cache_the_flaky_payments_and_the_backed_up_queue()
         .hotspots
         .iter()
         .find(|h| h.key == "edge:checkout->redis-cart");
-    assert!(edge_hotspot.is_some(), "the cache edge's hotspot is evidence");
+    assert!(
+        edge_hotspot.is_some(),
+        "the cache edge's hotspot is evidence"
+    );
     // Slowed and gone: both halves of cache degradation make the cut.
     let degraded = list
         .iter()

@@ -1,6 +1,7 @@
 //! The user's jobs, one file each. `main.rs` only parses arguments.
 
 pub mod analyze;
+pub mod demo;
 pub mod experiment;
 pub mod proxy;
 pub mod scenarios;

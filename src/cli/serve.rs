@@ -143,11 +143,16 @@ fn start_operators(
 ) -> anyhow::Result<Live> {
     let settings = config.processors.operators.clone();
     let feedback = Feedback::load(settings.feedback_file.as_deref())?;
-    Ok(Live::new(
-        graph.clone(),
-        Operators::new(settings, feedback),
-        exporters,
-    ))
+    let live = Live::new(graph.clone(), Operators::new(settings, feedback), exporters);
+    let uses = |p: &str| {
+        let traces = &config.service.pipelines.traces;
+        traces.processors.iter().any(|x| x == p)
+    };
+    Ok(if uses("scenarios") {
+        live.with_scenarios(config.processors.scenarios.clone())
+    } else {
+        live
+    })
 }
 
 /// The experiment service, after removing faults an interrupted run left.

@@ -81,6 +81,7 @@
 //!
 //! [`traffic`] drives the gateway at a steady rate with bursts.
 
+pub mod cycle;
 mod rng;
 pub mod shop;
 pub mod traffic;

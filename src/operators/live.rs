@@ -144,6 +144,12 @@ impl Live {
         self.ranked = ranked;
         let active = self.latest.read().active.clone();
         let scenarios = crate::scenarios::generate(recent, &eval.hotspots, &active, settings);
+        tracing::debug!(
+            hotspots = eval.hotspots.len(),
+            edges = recent.edges.len(),
+            scenarios = scenarios.len(),
+            "scenarios regenerated"
+        );
         let records: Vec<Record> = scenarios
             .iter()
             .map(|s| Record::new(Stream::Scenarios, s.target.key(), s))
