@@ -283,7 +283,7 @@ pub async fn cycle(
         settings: RunSettings {
             proxy_url: format!("http://{}", running.faultproxy.context("no fault proxy")?),
             baseline: s.baseline,
-            recover_limit: Duration::from_secs(60),
+            recover_limit: Duration::from_secs(40),
             ..experiments
         },
         source: Source::Local(running.latest.clone()),
@@ -295,7 +295,7 @@ pub async fn cycle(
             "faultline demo: experiment {} ({})",
             plan.title, plan.target
         );
-        match runner.run(plan, std::future::pending::<()>()).await {
+        match run_when_steady(&runner, plan).await {
             Ok(r) => {
                 println!("  {}", crate::cli::experiment::summary(&r));
                 results.push(r);
@@ -334,6 +334,24 @@ pub fn hidden_failure(r: &ExperimentResult) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Runs a plan, waiting (up to 30 s) for the system to settle first when
+/// the previous experiment left it out of tolerance.
+async fn run_when_steady(
+    runner: &Runner,
+    plan: &Plan,
+) -> Result<ExperimentResult, crate::experiments::RunError> {
+    for _ in 0..6 {
+        match runner.run(plan, std::future::pending::<()>()).await {
+            Err(crate::experiments::RunError::AlreadyDegraded { key, signal }) => {
+                println!("  waiting for {key} ({signal}) to settle");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            other => return other,
+        }
+    }
+    runner.run(plan, std::future::pending::<()>()).await
 }
 
 /// The short report printed at the end.
