@@ -6,6 +6,8 @@
 //! and prost never writes: unknown fields of every wire type (groups too),
 //! fields out of order, singular fields repeated, a resource after its spans.
 
+mod common;
+
 use faultline::graph::{GraphSettings, OfflineGraph};
 use faultline::loadgen::{Generator, SpanShape};
 use faultline::receivers::{otlp_fast, otlp_proto, Batch};
@@ -534,4 +536,89 @@ fn generated_requests_cover_the_interesting_cases() {
     ] {
         assert!(n > 0, "no span {what} in 300 generated requests");
     }
+}
+
+/// The receivers answer alike with either decoder (`decoder: fast|prost`):
+/// the same partial success for a refused span, the same status for bytes
+/// that are not protobuf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_decoders_answer_alike_on_the_wire() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+    let mut bad = common::rpc_pair("a", "b", 7, 1_000).to_vec();
+    bad[1].duration_us = 0;
+    let mut request = common::request(&bad);
+    let server = &mut request.resource_spans[1].scope_spans[0].spans[0];
+    server.end_time_unix_nano = server.start_time_unix_nano - 1;
+    server.kind = SpanKind::Server as i32;
+    let body = prost::Message::encode_to_vec(&request);
+
+    let mut answers = Vec::new();
+    for decoder in ["fast", "prost"] {
+        let grpc_line = format!("max_recv_msg_size_mib: 16\n        decoder: {decoder}");
+        let http_line = format!("max_request_body_size_mib: 16\n        decoder: {decoder}");
+        let running = common::serve_with(&[
+            ("max_recv_msg_size_mib: 16", &grpc_line),
+            ("max_request_body_size_mib: 16", &http_line),
+        ])
+        .await;
+        let mut client = TraceServiceClient::connect(format!("http://{}", running.grpc.unwrap()))
+            .await
+            .unwrap();
+        let grpc = client.export(request.clone()).await.unwrap().into_inner();
+        let http = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", running.http.unwrap()))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(http.status(), 200);
+        let http: ExportTraceServiceResponse =
+            prost::Message::decode(http.bytes().await.unwrap()).unwrap();
+        let garbage = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", running.http.unwrap()))
+            .header("content-type", "application/x-protobuf")
+            .body(vec![0x0a, 0xff, 0x01])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(garbage.status(), 400, "{decoder}");
+        assert_eq!(
+            running.telemetry.accepted_total("otlp_grpc"),
+            1,
+            "{decoder}"
+        );
+        answers.push((grpc.partial_success, http.partial_success));
+        running.stop().await.unwrap();
+    }
+    let (grpc, http) = &answers[0];
+    let partial = grpc.as_ref().expect("one span refused");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("end_time_unix_nano is before"),
+        "{}",
+        partial.error_message
+    );
+    assert_eq!(grpc, http);
+    assert_eq!(answers[0], answers[1], "fast and prost receivers differ");
+}
+
+#[test]
+fn an_unknown_decoder_is_a_config_error_naming_the_key() {
+    let text = faultline::config::DEFAULT_PIPELINE.replace(
+        "max_recv_msg_size_mib: 16",
+        "max_recv_msg_size_mib: 16\n        decoder: turbo",
+    );
+    let err = faultline::config::parse("p.yaml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("receivers.otlp.protocols.grpc.decoder"),
+        "{err}"
+    );
 }
