@@ -49,6 +49,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "OTLP/HTTP receiver listening");
+    // As for gRPC: without TCP_NODELAY small replies wait on delayed ACKs.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(sink, max_body_bytes, decoder))
         .with_graceful_shutdown(shutdown)
         .await?;
