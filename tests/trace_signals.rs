@@ -49,7 +49,7 @@ impl B {
                 service_name: service.into(),
                 ..Resource::default()
             }),
-            name: format!("{service} op"),
+            name: format!("{service} op").into(),
             kind,
             start_unix_nano: T0 + start_ms * MS,
             end_unix_nano: T0 + (start_ms + dur_ms) * MS,

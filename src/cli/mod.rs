@@ -5,5 +5,6 @@ pub mod demo;
 pub mod experiment;
 pub mod proxy;
 pub mod scenarios;
+pub mod loadgen;
 pub mod serve;
 mod table;

@@ -69,20 +69,20 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
     if let Some(addr) = config.grpc_endpoint() {
         let listener = bind(addr, "OTLP/gRPC receiver").await?;
         bound.0 = Some(listener.local_addr()?);
-        let max = otlp
-            .and_then(|p| p.grpc.as_ref())
-            .map_or(16, |g| g.max_recv_msg_size_mib)
-            << 20;
-        tasks.spawn(otlp_grpc::serve(listener, sink.clone(), max, shutdown()));
+        let grpc = otlp.and_then(|p| p.grpc.as_ref());
+        let max = grpc.map_or(16, |g| g.max_recv_msg_size_mib) << 20;
+        let decoder = grpc.map(|g| g.decoder).unwrap_or_default();
+        let serving = otlp_grpc::serve(listener, sink.clone(), max, decoder, shutdown());
+        tasks.spawn(serving);
     }
     if let Some(addr) = config.http_endpoint() {
         let listener = bind(addr, "OTLP/HTTP receiver").await?;
         bound.1 = Some(listener.local_addr()?);
-        let max = otlp
-            .and_then(|p| p.http.as_ref())
-            .map_or(16, |h| h.max_request_body_size_mib)
-            << 20;
-        tasks.spawn(otlp_http::serve(listener, sink.clone(), max, shutdown()));
+        let http = otlp.and_then(|p| p.http.as_ref());
+        let max = http.map_or(16, |h| h.max_request_body_size_mib) << 20;
+        let decoder = http.map(|h| h.decoder).unwrap_or_default();
+        let serving = otlp_http::serve(listener, sink.clone(), max, decoder, shutdown());
+        tasks.spawn(serving);
     }
     if let Some(addr) = config.api_endpoint() {
         let listener = bind(addr, "HTTP API").await?;

@@ -1,9 +1,19 @@
-//! Synthetic OTLP traffic with a realistic shape: the benchmarks' input, and
-//! the start of `faultline loadgen`.
+//! Synthetic OTLP traffic with a realistic shape, and `faultline loadgen`,
+//! which sends it.
 //!
-//! Traces walk a chain of services (`svc-0 -> svc-1 -> ...`), each hop a
-//! CLIENT span and the SERVER span it parents, so every span pairs across
-//! services as real traffic does.
+//! A trace is a tree of calls `depth` levels deep, each caller making
+//! `fan_out` calls; each call is a CLIENT span in the caller's service and
+//! the SERVER span it parents in the callee's, so every span pairs across
+//! services as real traffic does. Callees rotate through the services
+//! (`svc-0` calls `svc-1`, ...). The default shape (depth 4, fan-out 1) is
+//! the chain `svc-0 -> svc-1 -> ... -> svc-4` the benchmarks use.
+//!
+//! [`template`] turns generated requests into byte templates that can be
+//! re-sent with fresh ids and times at no encoding cost, and [`run`] drives
+//! the load against a collector.
+
+pub mod run;
+pub mod template;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -16,26 +26,32 @@ use opentelemetry_proto::tonic::trace::v1::{
 #[derive(Debug, Clone)]
 pub struct SpanShape {
     pub services: usize,
+    /// Levels of calls below the root caller.
+    pub depth: usize,
+    /// Calls each caller makes at each level.
+    pub fan_out: usize,
     /// Attributes per span (besides the HTTP status code).
     pub attributes: usize,
     /// Length of each attribute value, in bytes.
     pub attribute_len: usize,
     /// Spans per request.
     pub batch: usize,
-    /// One call in this many fails.
-    pub error_every: u64,
+    /// Share of calls that fail (both sides report ERROR and HTTP 503).
+    pub error_ratio: f64,
 }
 
 impl Default for SpanShape {
     /// The standard shape of the benchmarks: 5 services, 10 attributes,
-    /// batches of 512 spans of about 300 bytes.
+    /// batches of 512 spans of about 300 bytes, one call in 50 failing.
     fn default() -> Self {
         SpanShape {
             services: 5,
+            depth: 4,
+            fan_out: 1,
             attributes: 9,
             attribute_len: 12,
             batch: 512,
-            error_every: 50,
+            error_ratio: 0.02,
         }
     }
 }
@@ -46,6 +62,13 @@ pub struct Generator {
     next_id: u64,
 }
 
+/// One call of a trace being laid out: its caller's service and server span.
+struct Caller {
+    service: usize,
+    server_span: Option<u64>,
+    level: usize,
+}
+
 impl Generator {
     pub fn new(shape: SpanShape, seed: u64) -> Generator {
         Generator {
@@ -54,44 +77,67 @@ impl Generator {
         }
     }
 
-    /// One request of `shape.batch` spans, grouped by service as SDKs send them.
+    pub fn shape(&self) -> &SpanShape {
+        &self.shape
+    }
+
+    /// One request of `shape.batch` spans (rounded down to whole calls),
+    /// grouped by service as SDKs send them. Traces are laid out depth
+    /// first; the last one is cut where the batch is full.
     pub fn request(&mut self, start_unix_nano: u64) -> ExportTraceServiceRequest {
         let services = self.shape.services.max(2);
+        let depth = self.shape.depth.max(1);
+        let fan_out = self.shape.fan_out.max(1);
         let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); services];
         let mut made = 0;
-        while made < self.shape.batch {
+        while made + 2 <= self.shape.batch {
             let trace = self.fresh_id();
-            let mut parent = Vec::new();
-            for hop in 0..services - 1 {
-                if made + 2 > self.shape.batch {
-                    break;
+            let mut stack = vec![Caller {
+                service: 0,
+                server_span: None,
+                level: 0,
+            }];
+            while let Some(caller) = stack.pop() {
+                if caller.level == depth {
+                    continue;
                 }
-                let call = self.fresh_id();
-                let failed = call.is_multiple_of(self.shape.error_every.max(1));
-                let start = start_unix_nano + hop as u64 * 1_000_000;
-                let client = self.span(
-                    trace,
-                    call,
-                    &parent,
-                    span::SpanKind::Client,
-                    start,
-                    900_000 + call % 500_000,
-                    failed,
-                );
-                let server_id = self.fresh_id();
-                let server = self.span(
-                    trace,
-                    server_id,
-                    &call.to_le_bytes(),
-                    span::SpanKind::Server,
-                    start + 50_000,
-                    700_000 + call % 400_000,
-                    failed,
-                );
-                by_service[hop].push(client);
-                by_service[hop + 1].push(server);
-                parent = server_id.to_le_bytes().to_vec();
-                made += 2;
+                for i in 0..fan_out {
+                    if made + 2 > self.shape.batch {
+                        break;
+                    }
+                    let callee = (caller.service + 1 + i) % services;
+                    let call = self.fresh_id();
+                    let failed = self.fails(call);
+                    let start = start_unix_nano + caller.level as u64 * 1_000_000;
+                    let parent = caller.server_span.map(u64::to_le_bytes);
+                    let client = self.span(
+                        trace,
+                        call,
+                        parent.as_ref().map_or(&[][..], |p| &p[..]),
+                        span::SpanKind::Client,
+                        start,
+                        900_000 + call % 500_000,
+                        failed,
+                    );
+                    let server_id = self.fresh_id();
+                    let server = self.span(
+                        trace,
+                        server_id,
+                        &call.to_le_bytes(),
+                        span::SpanKind::Server,
+                        start + 50_000,
+                        700_000 + call % 400_000,
+                        failed,
+                    );
+                    by_service[caller.service].push(client);
+                    by_service[callee].push(server);
+                    made += 2;
+                    stack.push(Caller {
+                        service: callee,
+                        server_span: Some(server_id),
+                        level: caller.level + 1,
+                    });
+                }
             }
         }
         ExportTraceServiceRequest {
@@ -102,6 +148,12 @@ impl Generator {
                 .map(|(i, spans)| resource_spans(i, spans))
                 .collect(),
         }
+    }
+
+    /// Whether a call fails: decided by its id, so a replayed request fails alike.
+    fn fails(&self, call: u64) -> bool {
+        let ratio = self.shape.error_ratio.clamp(0.0, 1.0);
+        (call % 1_000_000) < (ratio * 1_000_000.0) as u64
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -204,5 +256,33 @@ mod tests {
         let calls: u64 = view.edges.iter().map(|e| e.calls).sum();
         assert_eq!(calls, 256, "every client span pairs: {:?}", view.edges);
         assert!(view.edge("svc-0", "svc-1").is_some() && view.edge("svc-3", "svc-4").is_some());
+    }
+
+    #[test]
+    fn fan_out_makes_trees_and_errors_follow_the_ratio() {
+        let shape = SpanShape {
+            services: 3,
+            depth: 2,
+            fan_out: 2,
+            batch: 12,
+            error_ratio: 0.5,
+            ..SpanShape::default()
+        };
+        let mut g = Generator::new(shape, 9);
+        let batch = otlp_proto::to_batch(g.request(1_700_000_000_000_000_000));
+        // One trace: 2 calls from svc-0, then 2 from each callee = 6 calls.
+        assert_eq!(batch.spans.len(), 12);
+        let traces: std::collections::HashSet<_> = batch.spans.iter().map(|s| s.trace_id).collect();
+        assert_eq!(traces.len(), 1);
+        let mut graph = OfflineGraph::new(GraphSettings::default());
+        graph.ingest(&batch.spans);
+        let view = graph.finish();
+        assert_eq!(view.edges.iter().map(|e| e.calls).sum::<u64>(), 6);
+        assert!(view.edge("svc-0", "svc-2").is_some(), "{:?}", view.edges);
+        let failed = batch.spans.iter().filter(|s| s.is_error()).count();
+        assert!(
+            (2..=10).contains(&failed),
+            "{failed} of 12 failed at ratio 0.5"
+        );
     }
 }

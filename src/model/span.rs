@@ -147,7 +147,10 @@ pub struct Span {
     /// `None` for a root span.
     pub parent_span_id: Option<SpanId>,
     pub resource: Arc<Resource>,
-    pub name: String,
+    /// The operation. Shared, because a request repeats a handful of names
+    /// over hundreds of spans: receivers intern them per request, so a span
+    /// costs no allocation for its name.
+    pub name: Arc<str>,
     pub kind: SpanKind,
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,

@@ -101,6 +101,9 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("malformed protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// The fast decoder's refusal of the same malformed bytes.
+    #[error("malformed protobuf: {0}")]
+    Wire(#[from] super::otlp_fast::WireError),
     #[error("{0}")]
     Invalid(String),
 }

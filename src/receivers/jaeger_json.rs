@@ -246,7 +246,7 @@ fn convert(raw: &RawSpan, trace_hint: &str, origin: &Origin) -> Result<Span, Rej
         span_id,
         parent_span_id,
         resource: Arc::clone(&origin.resource),
-        name: raw.operation_name.clone(),
+        name: raw.operation_name.as_str().into(),
         kind,
         start_unix_nano: nanos(start),
         end_unix_nano: nanos(start.saturating_add(micros(&raw.duration))),

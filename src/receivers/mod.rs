@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod file;
 pub mod jaeger_json;
+pub mod otlp_fast;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod otlp_json;
@@ -15,6 +16,30 @@ pub mod otlp_proto;
 pub mod zipkin_json;
 
 pub use batch::{Batch, DecodeError};
+
+/// Which decoder the OTLP receivers use for protobuf bodies.
+///
+/// `fast` ([`otlp_fast`]) reads the wire bytes in place and is the default;
+/// `prost` ([`otlp_proto`]) builds the generated message tree first and is
+/// the reference the fast one is tested against: it stays selectable so a
+/// suspected decoder bug can be ruled in or out on a live collector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtobufDecoder {
+    #[default]
+    Fast,
+    Prost,
+}
+
+impl ProtobufDecoder {
+    /// Decodes an `ExportTraceServiceRequest` body into a [`Batch`].
+    pub fn decode(self, body: &[u8]) -> Result<Batch, DecodeError> {
+        match self {
+            ProtobufDecoder::Fast => otlp_fast::decode(body),
+            ProtobufDecoder::Prost => otlp_proto::decode_request(body).map(otlp_proto::to_batch),
+        }
+    }
+}
 
 use std::sync::Arc;
 

@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
-use super::{otlp_json, otlp_proto, Batch, DecodeError, SpanSink};
+use super::{otlp_json, Batch, DecodeError, ProtobufDecoder, SpanSink};
 
 pub const NAME: &str = "otlp_http";
 
@@ -26,15 +26,17 @@ pub const NAME: &str = "otlp_http";
 struct ReceiverState {
     sink: SpanSink,
     max_body_bytes: usize,
+    decoder: ProtobufDecoder,
 }
 
 /// The receiver's routes, to be served on its own listener.
-pub fn router(sink: SpanSink, max_body_bytes: usize) -> Router {
+pub fn router(sink: SpanSink, max_body_bytes: usize, decoder: ProtobufDecoder) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
         .with_state(ReceiverState {
             sink,
             max_body_bytes,
+            decoder,
         })
 }
 
@@ -43,10 +45,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     sink: SpanSink,
     max_body_bytes: usize,
+    decoder: ProtobufDecoder,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "OTLP/HTTP receiver listening");
-    axum::serve(listener, router(sink, max_body_bytes))
+    // As for gRPC: without TCP_NODELAY small replies wait on delayed ACKs.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(sink, max_body_bytes, decoder))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -85,7 +95,7 @@ async fn export(State(state): State<ReceiverState>, headers: HeaderMap, body: Bo
         }
     };
     let decoded = match encoding {
-        Encoding::Protobuf => otlp_proto::decode_request(&body).map(otlp_proto::to_batch),
+        Encoding::Protobuf => state.decoder.decode(&body),
         Encoding::Json => otlp_json::decode(&body),
     };
     match decoded {

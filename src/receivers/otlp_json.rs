@@ -215,7 +215,7 @@ impl SpanJson {
             status,
             links: links_of(&self.links),
             attributes,
-            name: self.name,
+            name: self.name.into(),
         })
     }
 }

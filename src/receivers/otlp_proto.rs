@@ -86,7 +86,7 @@ fn build_span(
         span_id,
         parent_span_id: (parent != [0; 8]).then_some(parent),
         resource: resource.clone(),
-        name: span.name,
+        name: span.name.into(),
         kind: SpanKind::from_otlp(span.kind),
         start_unix_nano: span.start_time_unix_nano,
         end_unix_nano: span.end_time_unix_nano,

@@ -214,7 +214,7 @@ fn convert(
         span_id,
         parent_span_id,
         resource: services.resource(raw.service()),
-        name: raw.name.clone(),
+        name: raw.name.as_str().into(),
         kind,
         start_unix_nano: nanos(start),
         end_unix_nano: nanos(start.saturating_add(micros(&raw.duration))),
@@ -486,7 +486,7 @@ mod tests {
         ]"#;
         let batch = decode(json.as_bytes()).expect("decodes");
         assert_eq!((batch.spans.len(), batch.rejected), (1, 4));
-        assert_eq!(batch.spans[0].name, "fine");
+        assert_eq!(&*batch.spans[0].name, "fine");
         let first = batch.first_error.expect("a message");
         assert!(
             first.contains("zero id") && first.contains("span_id"),
