@@ -3,8 +3,8 @@
 pub mod analyze;
 pub mod demo;
 pub mod experiment;
+pub mod loadgen;
 pub mod proxy;
 pub mod scenarios;
-pub mod loadgen;
 pub mod serve;
 mod table;
