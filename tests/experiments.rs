@@ -14,25 +14,8 @@ use serde_json::{json, Value};
 /// faultline with 1 s windows and ticks, a 5 s experiment baseline, the
 /// runner pointed at `proxy`, and its data in `data_dir`.
 async fn faultline(proxy: &str, data_dir: &str) -> Running {
-    let text = faultline::config::DEFAULT_PIPELINE
-        .replace(
-            "${env:FAULTLINE_GRPC_ENDPOINT:-127.0.0.1:4317}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_HTTP_ENDPOINT:-127.0.0.1:4318}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
-            "127.0.0.1:0",
-        )
+    let text = faultline::config::on_free_ports(faultline::config::DEFAULT_PIPELINE, data_dir)
         .replace("${env:FAULTLINE_PROXY_URL:-http://127.0.0.1:8474}", proxy)
-        .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", data_dir)
         .replace("baseline: 30s", "baseline: 5s")
         .replace("ttl: 10s", "ttl: 2s");
     let config = faultline::config::parse("experiment test", &text).unwrap();

@@ -20,31 +20,14 @@ const TOPICS: [&str; 5] = [
 ];
 
 async fn serve_to(tansu: &Tansu) -> faultline::cli::serve::Running {
-    let text = include_str!("../pipelines/kafka.yaml")
-        .replace(
-            "${env:FAULTLINE_GRPC_ENDPOINT:-0.0.0.0:4317}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_HTTP_ENDPOINT:-0.0.0.0:4318}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_KAFKA_BROKERS:-127.0.0.1:9092}",
-            &tansu.brokers(),
-        )
-        .replace(
-            "${env:FAULTLINE_DATA_DIR:-./faultline-data}",
-            &common::data_dir(),
-        );
+    let text = faultline::config::on_free_ports(
+        include_str!("../pipelines/kafka.yaml"),
+        &common::data_dir(),
+    )
+    .replace(
+        "${env:FAULTLINE_KAFKA_BROKERS:-127.0.0.1:9092}",
+        &tansu.brokers(),
+    );
     let config = faultline::config::parse("kafka test", &text).unwrap();
     faultline::cli::serve::start(&config)
         .await

@@ -23,21 +23,7 @@ pub async fn run(
         seed = running.seed(),
         "faultproxy: replay this run with --seed"
     );
-    shutdown_signal().await;
+    super::serve::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

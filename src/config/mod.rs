@@ -81,6 +81,27 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
+/// `text` (a pipeline) with every listener on a free loopback port and its
+/// data in `data_dir`: what tests and `faultline demo` run, so they never
+/// collide with a collector on the default ports.
+pub fn on_free_ports(text: &str, data_dir: &str) -> String {
+    let mut out = text.to_owned();
+    for var in [
+        "FAULTLINE_GRPC_ENDPOINT",
+        "FAULTLINE_HTTP_ENDPOINT",
+        "FAULTLINE_API_ENDPOINT",
+        "FAULTLINE_PROXY_ENDPOINT",
+    ] {
+        for host in ["127.0.0.1", "0.0.0.0"] {
+            for port in ["4317", "4318", "8080", "8474"] {
+                let from = format!("${{env:{var}:-{host}:{port}}}");
+                out = out.replace(&from, "127.0.0.1:0");
+            }
+        }
+    }
+    out.replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", data_dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +113,17 @@ mod tests {
         assert_eq!(c.processors.graph.window.as_secs(), 1);
         assert!(c.jsonl_exporter().is_some());
         assert!(c.kafka_exporter().is_none());
+    }
+
+    #[test]
+    fn free_ports_leave_no_default_listener() {
+        for text in [DEFAULT_PIPELINE, include_str!("../../pipelines/kafka.yaml")] {
+            let c = parse("p.yaml", &on_free_ports(text, "/tmp/d")).unwrap();
+            assert_eq!(c.grpc_endpoint().unwrap().port(), 0);
+            assert_eq!(c.http_endpoint().unwrap().port(), 0);
+            assert_eq!(c.api_endpoint().unwrap().port(), 0);
+            assert_eq!(c.faultproxy().unwrap().endpoint.port(), 0);
+        }
     }
 
     #[test]

@@ -75,24 +75,11 @@ pub struct Ranked {
 /// demo's data directory and a short experiment baseline.
 pub fn pipeline(s: &DemoSettings) -> anyhow::Result<crate::config::PipelineConfig> {
     let data = s.data_dir.display().to_string();
-    let text = crate::config::DEFAULT_PIPELINE
-        .replace(
-            "${env:FAULTLINE_GRPC_ENDPOINT:-127.0.0.1:4317}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_HTTP_ENDPOINT:-127.0.0.1:4318}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
-            &s.api.to_string(),
-        )
-        .replace(
-            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
-            "127.0.0.1:0",
-        )
-        .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", &data)
+    let api = crate::config::DEFAULT_PIPELINE.replace(
+        "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
+        &s.api.to_string(),
+    );
+    let text = crate::config::on_free_ports(&api, &data)
         .replace("ttl: 10s", "ttl: 30s")
         .replace("recover_within: 30s", "recover_within: 10s")
         // Rank and plan widely: the shop is small, and its queue must make

@@ -21,26 +21,9 @@ use opentelemetry_proto::tonic::trace::v1::{
 /// Starts faultline on 127.0.0.1:0 everywhere, with a short pairing TTL and
 /// tick so tests see expiry quickly. `extra` replaces lines of the default.
 pub async fn serve_with(replacements: &[(&str, &str)]) -> Running {
-    let mut text = config::DEFAULT_PIPELINE
-        .replace(
-            "${env:FAULTLINE_GRPC_ENDPOINT:-127.0.0.1:4317}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_HTTP_ENDPOINT:-127.0.0.1:4318}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_API_ENDPOINT:-127.0.0.1:8080}",
-            "127.0.0.1:0",
-        )
-        .replace(
-            "${env:FAULTLINE_PROXY_ENDPOINT:-127.0.0.1:8474}",
-            "127.0.0.1:0",
-        )
+    let mut text = config::on_free_ports(config::DEFAULT_PIPELINE, &data_dir())
         .replace("ttl: 10s", "ttl: 1s")
-        .replace("tick: 1s", "tick: 100ms")
-        .replace("${env:FAULTLINE_DATA_DIR:-./faultline-data}", &data_dir());
+        .replace("tick: 1s", "tick: 100ms");
     for (from, to) in replacements {
         assert!(text.contains(from), "default pipeline has no {from:?}");
         text = text.replace(from, to);
