@@ -37,7 +37,7 @@ pub fn out_of_order(
 }
 
 pub fn destination_views(
-    destinations: &HashMap<Arc<str>, DestinationStats>,
+    destinations: &super::partial::FastMap<Arc<str>, DestinationStats>,
 ) -> Vec<DestinationView> {
     let mut out: Vec<DestinationView> = destinations
         .iter()

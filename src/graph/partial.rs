@@ -54,17 +54,22 @@ pub struct NodeEntry {
     pub stats: NodeStats,
 }
 
+/// The maps of a partial hash with ahash: they are touched on every span,
+/// and SipHash (std's default, built against hash flooding) was a third of
+/// aggregation time; keys here are names the shard already admitted.
+pub type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// A path's nodes, root first.
 pub type PathKey = Arc<[Arc<str>]>;
 
 #[derive(Clone, Default)]
 pub struct WindowPartial {
-    pub nodes: HashMap<Arc<str>, NodeEntry>,
-    pub edges: HashMap<EdgeKey, EdgeStats>,
-    pub paths: HashMap<PathKey, PathStats>,
+    pub nodes: FastMap<Arc<str>, NodeEntry>,
+    pub edges: FastMap<EdgeKey, EdgeStats>,
+    pub paths: FastMap<PathKey, PathStats>,
     /// By signature hash (see `graph::traces::signature`).
-    pub clusters: HashMap<u64, ClusterStats>,
-    pub destinations: HashMap<Arc<str>, DestinationStats>,
+    pub clusters: FastMap<u64, ClusterStats>,
+    pub destinations: FastMap<Arc<str>, DestinationStats>,
 }
 
 impl WindowPartial {

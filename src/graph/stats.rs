@@ -5,7 +5,6 @@
 //! order — on read today, across aggregators later — without averaging
 //! percentiles.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -212,7 +211,7 @@ impl EdgeStats {
 #[derive(Clone, Default)]
 pub struct NodeStats {
     pub calls: CallStats,
-    pub operations: HashMap<Arc<str>, CallStats>,
+    pub operations: super::partial::FastMap<Arc<str>, CallStats>,
 }
 
 impl NodeStats {

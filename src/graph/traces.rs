@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::naming::PeerNode;
-use super::partial::{EdgeKind, NodeKind, PathKey};
+use super::partial::{EdgeKind, FastMap, NodeKind, PathKey};
 use super::stats::{ClusterStats, PathStats};
 use super::view::{rate, ClusterView, HopView, PathView};
 use crate::model::{SpanId, SpanKind, TraceId};
@@ -456,7 +456,7 @@ impl PathWalk<'_, '_> {
 }
 
 /// Records a trace's paths into a window's path table (bounded).
-pub fn record_paths(paths: &mut HashMap<PathKey, PathStats>, facts: &TraceFacts, max_paths: usize) {
+pub fn record_paths(paths: &mut FastMap<PathKey, PathStats>, facts: &TraceFacts, max_paths: usize) {
     for p in &facts.paths {
         if !paths.contains_key(&p.nodes) && paths.len() >= max_paths {
             continue;
@@ -476,7 +476,7 @@ pub fn record_paths(paths: &mut HashMap<PathKey, PathStats>, facts: &TraceFacts,
 
 /// Records a trace into its cluster (bounded).
 pub fn record_cluster(
-    clusters: &mut HashMap<u64, ClusterStats>,
+    clusters: &mut FastMap<u64, ClusterStats>,
     facts: &TraceFacts,
     max_clusters: usize,
 ) {
@@ -500,7 +500,7 @@ pub fn record_cluster(
     c.latency.record(facts.root_ns);
 }
 
-pub fn path_views(paths: &HashMap<PathKey, PathStats>) -> Vec<PathView> {
+pub fn path_views(paths: &FastMap<PathKey, PathStats>) -> Vec<PathView> {
     let mut out: Vec<PathView> = paths
         .iter()
         .map(|(nodes, s)| {
@@ -533,7 +533,7 @@ pub fn path_views(paths: &HashMap<PathKey, PathStats>) -> Vec<PathView> {
     out
 }
 
-pub fn cluster_views(clusters: &HashMap<u64, ClusterStats>) -> Vec<ClusterView> {
+pub fn cluster_views(clusters: &FastMap<u64, ClusterStats>) -> Vec<ClusterView> {
     let mut out: Vec<ClusterView> = clusters
         .iter()
         .map(|(sig, c)| ClusterView {

@@ -224,7 +224,7 @@ impl GraphView {
     }
 }
 
-fn operations(ops: &HashMap<Arc<str>, CallStats>) -> Vec<OperationView> {
+fn operations(ops: &super::partial::FastMap<Arc<str>, CallStats>) -> Vec<OperationView> {
     let sorted: BTreeMap<_, _> = ops.iter().collect();
     sorted
         .into_iter()
