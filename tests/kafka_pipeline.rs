@@ -116,15 +116,7 @@ async fn a_degraded_edge_reaches_kafka_as_anomaly_and_top_hotspot() {
     })
     .await;
     check_schema("hotspot", &hotspots);
-    let tops: Vec<&Value> = hotspots
-        .iter()
-        .map(|(_, h)| h)
-        .filter(|h| h["rank"] == 1)
-        .filter(|h| {
-            let at = h["at_ms"].as_u64().unwrap();
-            at > start_ms + 1000 && at <= end_ms
-        })
-        .collect();
+    let tops = common::tops_during(hotspots.iter().map(|(_, h)| h), start_ms, end_ms);
     assert!(
         !tops.is_empty(),
         "hotspots were published during the degradation"

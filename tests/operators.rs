@@ -62,14 +62,7 @@ async fn a_degraded_edge_is_detected_ranked_first_and_seen_recovering() {
 
     // While degraded, the degraded edge ranks first, with its reasons.
     let hotspots = read_lines(&dir.join("hotspots.jsonl"));
-    let during: Vec<&Value> = hotspots
-        .iter()
-        .filter(|h| h["rank"] == 1)
-        .filter(|h| {
-            let at = h["at_ms"].as_u64().unwrap();
-            at > start_ms + 1000 && at <= end_ms
-        })
-        .collect();
+    let during = common::tops_during(&hotspots, start_ms, end_ms);
     assert!(
         !during.is_empty(),
         "hotspots were ranked during the degradation"

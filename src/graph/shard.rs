@@ -68,7 +68,14 @@ impl Shard {
         let service = self.node_name(span.service());
         let failed = span.is_error();
         let duration = span.duration_nanos();
-        let op = self.operation(&service, &span.name);
+        // Only served operations are admitted against `max_operations`; a
+        // CLIENT span's name is interned for trace assembly alone.
+        let inbound = span.kind.is_inbound() || span.is_root();
+        let op = if inbound {
+            self.operation(&service, &span.name)
+        } else {
+            self.intern_op(&span.name)
+        };
         let node = self
             .windows
             .current(now_ms)
@@ -78,7 +85,7 @@ impl Shard {
             node.k8s_namespace = span.resource.k8s_namespace.as_deref().map(Arc::from);
             node.k8s_deployment = span.resource.k8s_deployment.as_deref().map(Arc::from);
         }
-        if span.kind.is_inbound() || span.is_root() {
+        if inbound {
             node.stats.calls.record(duration, failed);
             node.stats
                 .operations
@@ -439,6 +446,19 @@ impl Shard {
         }
         self.known_edges.insert(key.clone());
         key
+    }
+
+    /// An operation name, interned without admitting it (bounded like the
+    /// admitted set: past the cap, names are allocated per span).
+    fn intern_op(&mut self, op: &str) -> Arc<str> {
+        if let Some(known) = self.op_names.get(op) {
+            return known.clone();
+        }
+        let name: Arc<str> = op.into();
+        if self.op_names.len() < self.limits.settings().max_operations {
+            self.op_names.insert(name.clone());
+        }
+        name
     }
 
     fn operation(&mut self, node: &Arc<str>, op: &str) -> Arc<str> {

@@ -182,3 +182,20 @@ pub fn rpc_pair(a: &'static str, b: &'static str, trace: u8, duration_us: u64) -
         },
     ]
 }
+
+/// Rank-1 hotspots published strictly inside a degradation (from a second
+/// after it started until it ended).
+pub fn tops_during<'a>(
+    hotspots: impl IntoIterator<Item = &'a serde_json::Value>,
+    start_ms: u64,
+    end_ms: u64,
+) -> Vec<&'a serde_json::Value> {
+    hotspots
+        .into_iter()
+        .filter(|h| h["rank"] == 1)
+        .filter(|h| {
+            let at = h["at_ms"].as_u64().unwrap();
+            at > start_ms + 1000 && at <= end_ms
+        })
+        .collect()
+}
