@@ -177,6 +177,8 @@ async fn the_graph_is_the_shop_and_every_confirmation_is_counted() {
     assert_eq!(d["system"], demo::MESSAGING_SYSTEM, "{d}");
     assert_eq!(d["in_flight"], 0, "{d}");
     assert_eq!(d["out_of_order"], 0, "{d}");
+    assert_eq!(d["producers"], serde_json::json!(["orders"]), "{d}");
+    assert_eq!(d["consumers"], serde_json::json!(["notifier"]), "{d}");
     let retries = edge_u64(&graph, "orders", "payments", "retries");
     assert_eq!(retries, stats.retried_charges, "charges retried");
     fl.stop().await.expect("faultline stops");

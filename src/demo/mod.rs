@@ -62,7 +62,8 @@
 //! 2. **The notification queue silently backs up when the email provider
 //!    slows.** One consumer, no backpressure: orders keeps publishing at the
 //!    traffic's rate while the notifier drains at the email provider's pace,
-//!    and nothing upstream fails or slows. *Signal:* `queue_depth`
+//!    and nothing upstream fails or slows. (Behind a backlog of 20 the
+//!    notifier catches up four deliveries at a time.) *Signal:* `queue_depth`
 //!    (`in_flight` of destination `notifications`) and `queue_lag_ms` grow;
 //!    the p99 of `notifier->email-provider` rises.
 //! 3. **Order confirmations arrive out of sequence.** When an email call

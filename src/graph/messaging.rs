@@ -46,12 +46,20 @@ pub fn destination_views(
             system: d.system.as_deref().map(str::to_owned),
             produced: d.produced,
             consumed: d.consumed,
+            producers: names(&d.producers),
+            consumers: names(&d.consumers),
             in_flight: d.produced.saturating_sub(d.consumed),
             lag_ms: d.lag.summary(),
             out_of_order: out_of_order(name, &d.deliveries, &mut HashMap::new()),
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn names(services: &[Arc<str>]) -> Vec<String> {
+    let mut out: Vec<String> = services.iter().map(|s| s.to_string()).collect();
+    out.sort();
     out
 }
 

@@ -12,7 +12,7 @@ use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
 use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
 use super::settings::{Limits, OVERFLOW};
-use super::stats::{Delivery, MAX_DELIVERIES};
+use super::stats::{add_client, Delivery, MAX_DELIVERIES};
 use super::traces::{self, SpanRec, TraceAssembler, TraceFacts};
 use super::window::{WindowSelect, Windows};
 use crate::model::{Span, SpanKind};
@@ -94,7 +94,7 @@ impl Shard {
                 .record(duration, failed);
         }
         let peer = self.peer_of(span);
-        self.count_message(span, now_ms);
+        self.count_message(span, &service, now_ms);
         self.traces.add(
             span.trace_id,
             SpanRec {
@@ -135,8 +135,8 @@ impl Shard {
         peer_node(&span.attributes, naming).map(|p| self.intern_peer(p))
     }
 
-    /// Counts a PRODUCER or CONSUMER span against its destination.
-    fn count_message(&mut self, span: &Span, now_ms: u64) {
+    /// Counts a PRODUCER or CONSUMER span of `service` against its destination.
+    fn count_message(&mut self, span: &Span, service: &Arc<str>, now_ms: u64) {
         let (Some(name), true) = (
             span.attributes.messaging_destination.as_deref(),
             matches!(span.kind, SpanKind::Producer | SpanKind::Consumer),
@@ -155,8 +155,10 @@ impl Shard {
         }
         if span.kind == SpanKind::Producer {
             d.produced += 1;
+            add_client(&mut d.producers, service);
         } else {
             d.consumed += 1;
+            add_client(&mut d.consumers, service);
         }
     }
 

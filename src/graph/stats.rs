@@ -287,12 +287,21 @@ pub struct Delivery {
 /// Deliveries kept per destination and window, for reorder detection.
 pub const MAX_DELIVERIES: usize = 10_000;
 
+/// Services named per destination and side; a topic with more is still
+/// counted, only not every name is listed.
+pub const MAX_CLIENTS: usize = 16;
+
 /// A messaging destination (topic, queue): what went in and what came out.
 #[derive(Clone, Default)]
 pub struct DestinationStats {
     pub system: Option<Arc<str>>,
     pub produced: u64,
     pub consumed: u64,
+    /// The services that produced to it and consumed from it: when both
+    /// sides are instrumented they pair into one service-to-service edge,
+    /// and these say which queue that edge runs through.
+    pub producers: Vec<Arc<str>>,
+    pub consumers: Vec<Arc<str>>,
     /// Consumer start minus producer end, for paired messages.
     pub lag: Latency,
     /// Paired deliveries (up to [`MAX_DELIVERIES`]); kept only in live and
@@ -307,6 +316,12 @@ impl DestinationStats {
         }
         self.produced += other.produced;
         self.consumed += other.consumed;
+        for p in &other.producers {
+            add_client(&mut self.producers, p);
+        }
+        for c in &other.consumers {
+            add_client(&mut self.consumers, c);
+        }
         self.lag.merge(&other.lag);
         let room = MAX_DELIVERIES.saturating_sub(self.deliveries.len());
         self.deliveries
@@ -315,6 +330,14 @@ impl DestinationStats {
 
     pub fn compact(&mut self) {
         self.lag.compact();
+    }
+}
+
+/// Adds `service` to a destination's producers or consumers, once, up to
+/// [`MAX_CLIENTS`] (a linear scan: the lists are short).
+pub fn add_client(list: &mut Vec<Arc<str>>, service: &Arc<str>) {
+    if list.len() < MAX_CLIENTS && !list.iter().any(|s| s == service) {
+        list.push(service.clone());
     }
 }
 

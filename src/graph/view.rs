@@ -65,6 +65,10 @@ pub struct DestinationView {
     pub system: Option<String>,
     pub produced: u64,
     pub consumed: u64,
+    /// Services that produced to it (at most 16 listed), sorted.
+    pub producers: Vec<String>,
+    /// Services that consumed from it (at most 16 listed), sorted.
+    pub consumers: Vec<String>,
     /// Produced minus consumed over the selected windows (at least 0).
     pub in_flight: u64,
     /// Consumer start minus producer end.

@@ -184,7 +184,34 @@
           (n.latency_ms ? `, p99 ${F.fmtMs(n.latency_ms.p99)}` : ''),
       };
     });
-    F.renderGraph(svgEl, { nodes, edges, ranks, selected: state.selected, highlight }, (key) => select(key, true));
+    const drawn = throughQueues(g, nodes, edges);
+    F.renderGraph(svgEl, { nodes, edges: drawn, ranks, selected: state.selected, highlight }, (key) => select(key, true));
+  }
+
+  /**
+   * A queue whose producers and consumers are both instrumented has no node
+   * of its own: its spans pair into one producer → consumer edge. Draw it
+   * anyway, as users think of it, with each such edge running through it
+   * (both halves keep the edge's key, so selecting and ranking still work).
+   */
+  function throughQueues(g, nodes, edges) {
+    const known = new Set(nodes.map((n) => n.id));
+    let out = edges;
+    for (const d of g.destinations || []) {
+      if (known.has(d.name) || !(d.producers || []).length) continue;
+      known.add(d.name);
+      const bits = [d.system || 'queue', `${d.in_flight} in flight`];
+      if (d.out_of_order) bits.push(`${d.out_of_order} out of order`);
+      nodes.push({
+        id: d.name, kind: 'messaging', errorRate: 0, sub: bits.join(' · '),
+        title: `${d.name} (queue${d.system ? ', ' + d.system : ''})\n${d.produced} produced, ${d.consumed} consumed`,
+      });
+      const via = (e) => e.kind === 'messaging' && d.producers.includes(e.source) && d.consumers.includes(e.target);
+      out = out.flatMap((e) => (via(e)
+        ? [{ ...e, target: d.name, note: '' }, { ...e, source: d.name, label: '', half: 'consume' }]
+        : [e]));
+    }
+    return out;
   }
 
   function renderHotspots() {

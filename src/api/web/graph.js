@@ -224,6 +224,7 @@
         'data-source': e.source,
         'data-target': e.target,
         'data-kind': e.kind,
+        'data-half': e.half || null,
         'data-severity': e.severity.toFixed(2),
         onclick: () => onSelect(e.key),
       },
@@ -260,7 +261,7 @@
         class: 'edge-label' + (i === 0 ? (e.severity >= 0.5 ? ' hot' : '') : ' edge-note'),
         'data-key': e.key, x: mx, y: ys[i], 'text-anchor': 'middle', text,
       })));
-      if (rank) labelLayer.append(badge(rank, e.key, px, py));
+      if (rank && e.half !== 'consume') labelLayer.append(badge(rank, e.key, px, py));
     }
 
     for (const n of model.nodes) {

@@ -1,4 +1,4 @@
-//! The `notifications` queue (in process, unbounded, FIFO) and its single
+//! The `notifications` queue (in process, unbounded, FIFO) and its
 //! consumer, the notifier, which emails each confirmation through the email
 //! provider and puts a message back at the end of the queue when that fails
 //! (hidden failures 2 and 3).
@@ -56,6 +56,13 @@ impl Queue {
         self.items.lock().len()
     }
 
+    /// Up to `n` messages from the front, without waiting.
+    fn take(&self, n: usize) -> Vec<Message> {
+        let mut items = self.items.lock();
+        let n = n.min(items.len());
+        items.drain(..n).collect()
+    }
+
     /// The next message, waiting for one. (`notify_one` keeps a permit when
     /// nobody waits, so a publish between the check and the wait is not lost.)
     async fn next(&self) -> Message {
@@ -68,14 +75,27 @@ impl Queue {
     }
 }
 
-/// The notifier: one message at a time until `stop` turns true.
+/// A backlog at which the notifier starts catching up.
+const BACKLOG: usize = 20;
+/// Deliveries at a time while catching up.
+const CATCH_UP: usize = 4;
+
+/// The notifier: one message at a time until `stop` turns true; behind a
+/// backlog it delivers [`CATCH_UP`] at a time, as consumers scaled on lag
+/// do, so the queue drains well ahead of the traffic once the provider is
+/// healthy again (and a customer's confirmations may overtake each other).
 pub(crate) async fn notifier(svc: Svc, queue: Arc<Queue>, mut stop: watch::Receiver<bool>) {
     loop {
         let message = tokio::select! {
             m = queue.next() => m,
             _ = stop.wait_for(|s| *s) => return,
         };
-        deliver(&svc, &queue, message).await;
+        let mut batch = vec![message];
+        if queue.depth() >= BACKLOG {
+            batch.extend(queue.take(CATCH_UP - 1));
+        }
+        let deliveries = batch.into_iter().map(|m| deliver(&svc, &queue, m));
+        futures_util::future::join_all(deliveries).await;
     }
 }
 
