@@ -1,7 +1,9 @@
 //! The web page in headless Chromium: against a live collector fed with the
 //! shop's traffic (the graph, a hotspot, signals, anomalies), and in a
-//! file:// harness that feeds the same scripts fixture JSON for the panels
-//! this build's API does not serve yet (experiments, scenarios).
+//! file:// harness that feeds the same scripts fixture JSON for the cases a
+//! live run does not guarantee (a run that never recovered, a running
+//! experiment, every node kind). `tests/demo.rs` checks the page against a
+//! running `faultline demo`, experiments and scenarios included.
 //!
 //! `FAULTLINE_UPDATE_SCREENSHOT=1 cargo test --test web_page` also writes
 //! `docs/screenshot.png`; every run writes one under the target directory.
