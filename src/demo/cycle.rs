@@ -199,6 +199,9 @@ pub fn plans(
     let mut kinds = Vec::new();
     let mut out = Vec::new();
     for sc in &scenarios {
+        if out.len() >= s.experiments {
+            break;
+        }
         if kinds.contains(&sc.fault.kind) {
             continue;
         }
@@ -212,9 +215,6 @@ pub fn plans(
         plan.duration = plan.duration.min(s.fault);
         kinds.push(sc.fault.kind);
         out.push(plan);
-        if out.len() >= s.experiments {
-            break;
-        }
     }
     out
 }
