@@ -252,6 +252,10 @@ fn check_page(dom: &Dom, cycle: &serde_json::Value) {
         "hotspot {rank} ({key}) is marked on the graph"
     );
     assert!(dom.one("scenario", &[]).is_some(), "scenarios are listed");
+    assert!(
+        dom.html.contains(" ranked ") && !dom.html.contains("{\"components\""),
+        "scenario evidence reads as sentences, not JSON"
+    );
     let results = cycle["results"].as_array().unwrap();
     for r in results {
         let id = r["run_id"].as_str().unwrap();

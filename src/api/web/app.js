@@ -320,7 +320,13 @@
       return ev.map((x) => (typeof x === 'string' ? x : x.why || x.reason || x.text || x.id || JSON.stringify(x)));
     }
     return Object.entries(ev).flatMap(([k, v]) =>
-      (Array.isArray(v) ? v : [v]).map((x) => `${k}: ${typeof x === 'string' ? x : x.why || x.id || JSON.stringify(x)}`));
+      (Array.isArray(v) ? v : [v]).map((x) => `${k}: ${typeof x === 'string' ? x : x.components ? hotspotLine(x) : x.why || x.id || JSON.stringify(x)}`));
+  }
+
+  /** A hotspot as evidence: its rank, score and its strongest reasons. */
+  function hotspotLine(h) {
+    const why = [...h.components].sort((a, b) => b.points - a.points).slice(0, 2).map((c) => c.why);
+    return `${h.key} ranked ${h.rank} (score ${Number(h.score).toFixed(1)}): ${why.join('; ')}`;
   }
 
   function renderScenarios() {
