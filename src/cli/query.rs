@@ -27,11 +27,12 @@ pub struct SourceArgs {
         default_value = "./faultline-data"
     )]
     pub data_dir: PathBuf,
-    /// Exported span files instead of a data directory (OTLP JSON, Jaeger
-    /// JSON, Zipkin v2 JSON, detected per file, as for `faultline
-    /// analyze`): the table `spans` has one row per span, and `nodes`,
-    /// `edges` and `paths` hold the graph built from them as one window.
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "server")]
+    /// An exported span file to read instead of a data directory (OTLP
+    /// JSON, Jaeger JSON, Zipkin v2 JSON, detected per file, as for
+    /// `faultline analyze`); repeat it for several files. The table `spans`
+    /// has one row per span, and `nodes`, `edges` and `paths` hold the
+    /// graph built from them, as one window.
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub input: Vec<PathBuf>,
     /// A running faultline's API, e.g. http://127.0.0.1:8080: the query is
     /// sent to its `POST /api/query`, which also sees the window in
