@@ -42,7 +42,7 @@ pub fn hour_of(ms: i64) -> String {
 pub fn hour_start_ms(hour: &str) -> Option<u64> {
     let at = humantime::parse_rfc3339(&format!("{hour}:00:00Z")).ok()?;
     let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    (ms % HOUR_MS == 0).then_some(ms)
+    ms.is_multiple_of(HOUR_MS).then_some(ms)
 }
 
 /// Every partition under `history`, oldest hour first.
