@@ -3,7 +3,9 @@
 //! A span's way through the crate reads top to bottom:
 //! [`receivers`] decode OTLP and exported files into the shared [`model`];
 //! [`graph`] pairs spans across service boundaries and aggregates them in
-//! windows; [`api`] serves the graph; [`config`] wires it all from one
+//! windows; [`operators`] judge each closed window; [`exporters`] and the
+//! Parquet history in [`query`] keep what they saw, which SQL reads back;
+//! [`api`] serves the graph; [`config`] wires it all from one
 //! pipeline YAML file; [`cli`] holds the user's jobs.
 
 pub mod api;
@@ -17,6 +19,7 @@ pub mod graph;
 pub mod loadgen;
 pub mod model;
 pub mod operators;
+pub mod query;
 pub mod receivers;
 pub mod scenarios;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use faultline::cli::{analyze, demo, experiment, loadgen, proxy, scenarios, serve};
+use faultline::cli::{analyze, demo, experiment, export, loadgen, proxy, query, scenarios, serve};
 use faultline::config;
 use faultline::graph::NamingRule;
 use faultline::scenarios::render::Format;
@@ -223,6 +223,42 @@ enum Command {
     /// Run fault experiments against a live system.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Ask your own questions of what faultline saw, in SQL.
+    ///
+    /// With the `parquet` exporter on (it is in the embedded default),
+    /// faultline keeps every closed window's node, edge and path stats and
+    /// every signal, anomaly, hotspot, scenario and experiment result as
+    /// hourly Parquet files under DATA_DIR/history/. This runs a query over
+    /// them with DataFusion: from the files directly (--data-dir, the
+    /// default), through a running server (--server, which adds the window
+    /// in progress as live_* tables), or over exported span files
+    /// (--input, table `spans`). Latency histograms are kept in the HDR V2
+    /// encoding, so `hdr_quantile(hdr_merge(latency_hist), 0.99)` is the
+    /// exact p99 over any range of windows, not an average of percentiles.
+    ///
+    /// Examples:
+    ///
+    ///   faultline query "SELECT source, target, sum(calls) AS calls,
+    ///       hdr_quantile(hdr_merge(latency_hist), 0.99) AS p99_ms
+    ///     FROM edges GROUP BY source, target ORDER BY p99_ms DESC"
+    ///
+    ///   faultline query --input traces.json "SELECT service, count(*) FROM spans GROUP BY 1"
+    ///
+    /// A query DataFusion rejects prints its message on stderr and exits
+    /// with status 1; so does one that writes (CREATE, INSERT, COPY), runs
+    /// past --timeout or needs more than --memory-mib. Tables and columns:
+    /// docs/history.md.
+    #[command(verbatim_doc_comment)]
+    Query(Box<query::QueryArgs>),
+    /// Write the current graph and the history as Parquet, Arrow or CSV files.
+    ///
+    /// One file per table in --out (`edges.parquet`, `signals.csv`, …), from
+    /// the same sources as `faultline query`: a data directory's history
+    /// (default), a running server (--server: history, the graph since start
+    /// as graph_nodes/graph_edges/graph_paths, and the live window), or
+    /// exported span files (--input: spans, nodes, edges, paths). Prints each
+    /// file with its row count.
+    Export(Box<export::ExportArgs>),
 }
 
 #[derive(Subcommand)]
@@ -500,6 +536,16 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Loadgen(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(loadgen::run(*args))
+        }
+        Command::Query(args) => {
+            let settings = config::load(None)?.processors.graph.settings();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(query::run(*args, settings))
+        }
+        Command::Export(args) => {
+            let settings = config::load(None)?.processors.graph.settings();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(export::run(*args, settings))
         }
     }
 }

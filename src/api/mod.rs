@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 mod experiments;
 mod operators;
+pub mod query;
 mod web;
 
 use crate::graph::{render, Graph, WindowSelect};
@@ -30,6 +31,8 @@ pub struct ApiState {
     pub experiments: Option<Arc<crate::experiments::service::Service>>,
     /// How scenarios become plans (`POST /api/experiments {"scenario_id"}`).
     pub scenario_settings: Arc<crate::scenarios::ScenarioSettings>,
+    /// SQL over the history and the live window (`POST /api/query`).
+    pub query: crate::query::QueryService,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -48,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/experiments",
             get(experiments::list).post(experiments::start),
         )
+        .route("/api/query", axum::routing::post(query::run))
         .merge(web::routes())
         .with_state(state)
 }

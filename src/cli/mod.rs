@@ -3,8 +3,10 @@
 pub mod analyze;
 pub mod demo;
 pub mod experiment;
+pub mod export;
 pub mod loadgen;
 pub mod proxy;
+pub mod query;
 pub mod scenarios;
 pub mod serve;
 mod table;

@@ -14,6 +14,7 @@ use crate::experiments::service::Service;
 use crate::exporters::{jsonl::JsonlExporter, Exporter};
 use crate::graph::Graph;
 use crate::operators::{Feedback, Live, Operators, SharedLatest};
+use crate::query::{ParquetExporter, QueryService};
 use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
 use crate::telemetry::Telemetry;
 
@@ -29,6 +30,8 @@ pub struct Running {
     pub faultproxy: Option<SocketAddr>,
     /// Where the JSON lines exporter writes, if it is on.
     pub jsonl_dir: Option<std::path::PathBuf>,
+    /// The Parquet history writer, if it is on.
+    pub history: Option<Arc<ParquetExporter>>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
     proxy: Option<crate::faultproxy::RunningProxy>,
@@ -59,7 +62,17 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         ),
         None => None,
     };
-    let exporters = start_exporters(config, &telemetry)?;
+    let history = match config.parquet_exporter() {
+        Some(c) => Some(Arc::new(
+            ParquetExporter::start(c, telemetry.clone())
+                .context("starting the history writer (exporters.parquet)")?,
+        )),
+        None => None,
+    };
+    let mut exporters = start_exporters(config, &telemetry)?;
+    if let Some(h) = &history {
+        exporters.push(h.clone());
+    }
     let live = start_operators(config, &graph, exporters.clone())?;
     let latest = live.latest();
     let experiments = start_experiments(config, &latest, exporters, stop.subscribe()).await?;
@@ -93,6 +106,12 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
             latest: latest.clone(),
             experiments: experiments.clone(),
             scenario_settings: Arc::new(config.processors.scenarios.clone()),
+            query: QueryService {
+                graph: graph.clone(),
+                latest: latest.clone(),
+                history: history.clone(),
+                limits: config.query_limits(),
+            },
         };
         tasks.spawn(api::serve(listener, state, shutdown()));
     }
@@ -107,6 +126,7 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         faultproxy: proxy.as_ref().map(|p| p.addr()),
         proxy,
         jsonl_dir: config.jsonl_exporter().map(|j| j.directory.clone()),
+        history,
         stop,
         tasks,
     })

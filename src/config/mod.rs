@@ -113,6 +113,9 @@ mod tests {
         assert_eq!(c.processors.graph.window.as_secs(), 1);
         assert!(c.jsonl_exporter().is_some());
         assert!(c.kafka_exporter().is_none());
+        let history = c.parquet_exporter().expect("the default keeps history");
+        assert_eq!(history.flush.as_secs(), 60);
+        assert_eq!(history.max_age.as_secs(), 7 * 24 * 3600);
     }
 
     #[test]
@@ -137,7 +140,11 @@ mod tests {
 
     #[test]
     fn an_undeclared_exporter_is_named() {
-        let text = DEFAULT_PIPELINE.replace("exporters: [jsonl]", "exporters: [jsonl, kafka]");
+        let text = DEFAULT_PIPELINE.replace(
+            "exporters: [jsonl, parquet]",
+            "exporters: [jsonl, parquet, kafka]",
+        );
+        assert_ne!(text, DEFAULT_PIPELINE);
         let err = parse("p.yaml", &text).unwrap_err().to_string();
         assert!(err.contains("service.pipelines.traces.exporters"), "{err}");
         assert!(err.contains("kafka"), "{err}");

@@ -215,6 +215,8 @@ pub struct Exporters {
     pub jsonl: Option<crate::exporters::jsonl::JsonlConfig>,
     /// Kafka topics, through librdkafka.
     pub kafka: Option<crate::exporters::kafka::KafkaConfig>,
+    /// History for SQL: closed windows and records as hourly Parquet files.
+    pub parquet: Option<crate::query::ParquetConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -280,6 +282,20 @@ fn default_feedback_factor() -> f64 {
 pub struct ApiExtension {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     pub endpoint: SocketAddr,
+    /// `POST /api/query`: how long one SQL query may run, e.g. `30s`.
+    #[serde(default = "default_query_timeout", deserialize_with = "duration")]
+    pub query_timeout: Duration,
+    /// `POST /api/query`: memory one query's operators may hold, in MiB.
+    #[serde(default = "default_query_memory")]
+    pub query_memory_mib: usize,
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_query_memory() -> usize {
+    512
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,6 +347,7 @@ impl PipelineConfig {
             let declared = match e.as_str() {
                 "jsonl" => self.exporters.jsonl.is_some(),
                 "kafka" => self.exporters.kafka.is_some(),
+                "parquet" => self.exporters.parquet.is_some(),
                 _ => false,
             };
             if !declared {
@@ -379,6 +396,18 @@ impl PipelineConfig {
         self.otlp()?.protocols.http.as_ref().map(|h| h.endpoint)
     }
 
+    /// Bounds on `POST /api/query` (the defaults when the API is off).
+    pub fn query_limits(&self) -> crate::query::Limits {
+        let d = crate::query::Limits::default();
+        match &self.extensions.api {
+            Some(a) => crate::query::Limits {
+                timeout: a.query_timeout,
+                memory_bytes: a.query_memory_mib.max(1) << 20,
+            },
+            None => d,
+        }
+    }
+
     pub fn api_endpoint(&self) -> Option<SocketAddr> {
         let enabled = self.service.extensions.iter().any(|e| e == "api");
         self.extensions
@@ -423,6 +452,14 @@ impl PipelineConfig {
             .kafka
             .as_ref()
             .filter(|_| self.exports_to("kafka"))
+    }
+
+    /// The Parquet history writer, if the traces pipeline uses it.
+    pub fn parquet_exporter(&self) -> Option<&crate::query::ParquetConfig> {
+        self.exporters
+            .parquet
+            .as_ref()
+            .filter(|_| self.exports_to("parquet"))
     }
 
     fn exports_to(&self, name: &str) -> bool {

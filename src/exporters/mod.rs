@@ -78,6 +78,10 @@ impl Record {
 pub trait Exporter: Send + Sync {
     fn name(&self) -> &'static str;
     fn export(&self, records: &[Record]);
+    /// Every closed window, once, before its records are made (the
+    /// Parquet history keeps its stats; the others ignore it). Must not
+    /// block either.
+    fn window(&self, _window: &crate::graph::ClosedWindow) {}
     /// Waits up to `timeout` for buffered records to go out (at shutdown).
     fn flush(&self, timeout: std::time::Duration);
 }

@@ -181,6 +181,24 @@ impl Graph {
 
     /// The merged graph over the selected windows.
     pub async fn view(&self, select: WindowSelect) -> GraphView {
+        let snapshots = self.snapshots(select).await;
+        merge_view(snapshots, select, self.settings().window_ms)
+    }
+
+    /// The selected windows merged into one partial (histograms and all),
+    /// with the start of the earliest window covered: what SQL's live
+    /// tables read.
+    pub async fn partial(&self, select: WindowSelect) -> (partial::WindowPartial, u64) {
+        let mut merged = partial::WindowPartial::default();
+        let mut start = u64::MAX;
+        for s in self.snapshots(select).await {
+            merged.merge(&s.partial);
+            start = start.min(s.window_start_ms);
+        }
+        (merged, start.min(now_ms()))
+    }
+
+    async fn snapshots(&self, select: WindowSelect) -> Vec<ShardSnapshot> {
         let mut replies = Vec::with_capacity(self.shards.len());
         for shard in self.shards.iter() {
             let (tx, rx) = oneshot::channel();
@@ -194,7 +212,7 @@ impl Graph {
                 snapshots.push(s);
             }
         }
-        merge_view(snapshots, select, self.settings().window_ms)
+        snapshots
     }
 }
 
@@ -269,6 +287,13 @@ impl OfflineGraph {
     pub fn ingest(&mut self, spans: &[Span]) {
         let now = now_ms();
         spans.iter().for_each(|s| self.shard.ingest(s, now));
+    }
+
+    /// Expires all pending pairs and returns everything since start as
+    /// one partial (for SQL over imports).
+    pub fn finish_partial(mut self) -> partial::WindowPartial {
+        self.shard.flush(now_ms());
+        self.shard.snapshot(WindowSelect::All).partial
     }
 
     /// Expires all pending pairs and returns the graph since start.

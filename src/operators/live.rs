@@ -109,6 +109,7 @@ impl Live {
     pub async fn step(&mut self) {
         for window in self.graph.closed_after(self.last_index).await {
             self.last_index = window.index;
+            self.exporters.iter().for_each(|e| e.window(&window));
             let eval = self.evaluate(window);
             self.publish(&eval);
         }
