@@ -270,7 +270,7 @@ impl Shard {
         )
     }
 
-    /// Traces not assembled because too many were open.
+    /// Spans not assembled into traces because `max_traces` were open.
     pub fn traces_skipped(&self) -> u64 {
         self.traces.skipped
     }
