@@ -18,7 +18,8 @@
 # Usage: benches/soak.sh
 # Knobs (environment): SOAK_SECONDS (600), WARMUP_SECONDS (180), SAMPLE_SECONDS
 # (30), RATE (100000 spans/s), EDGES (100000), CONCURRENCY (8), SERVER_CPU (0),
-# LOADGEN_CPU (1), GRPC_PORT (47317; the next two ports too), CARGO_TARGET_DIR.
+# LOADGEN_CPU (1), GRPC_PORT (47317; the next two ports too), CARGO_TARGET_DIR,
+# FAULTLINE_BIN (a built binary to use instead of building).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,18 +42,24 @@ if [ "$WARMUP_SECONDS" -ge "$SOAK_SECONDS" ]; then
   exit 1
 fi
 
-echo "building faultline (release)..." >&2
-cargo build --release --quiet
+if [ -z "${FAULTLINE_BIN:-}" ]; then
+  echo "building faultline (release)..." >&2
+  cargo build --release --quiet
+  FAULTLINE_BIN=$TARGET/release/faultline
+fi
 # A private copy: the shared target dir may be rebuilt under us during a long run.
 DATA=$(mktemp -d)
 FAULTLINE=$DATA/faultline
-cp "$TARGET/release/faultline" "$FAULTLINE"
+cp "$FAULTLINE_BIN" "$FAULTLINE"
 
 SERVER_PID=
 LOADGEN_PID=
 cleanup() {
   for pid in $LOADGEN_PID $SERVER_PID; do
     kill "$pid" 2>/dev/null || true
+    # Give it 10 s to stop gracefully, then make sure.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "$DATA"
@@ -103,7 +110,7 @@ while kill -0 "$LOADGEN_PID" 2>/dev/null; do
   echo "$t $rss" >>"$DATA/samples"
   printf 'soak: t=%4ds RSS %7.1f MiB  edges %s  refused requests %s  load %s\n' "$t" "$rss" \
     "$(metric 'faultline_graph_size{outcome="edges"}')" \
-    "$(metric 'faultline_memory_limiter_refused_requests_total{receiver="otlp_grpc"}' || true)" \
+    "$(metric 'faultline_memory_limiter_refused_requests_total{receiver="otlp_grpc"}' | grep . || echo 0)" \
     "$(cut -d' ' -f1 /proc/loadavg)"
 done
 wait "$LOADGEN_PID" || true

@@ -102,6 +102,8 @@ pub struct GraphProcessor {
     #[serde(deserialize_with = "duration")]
     pub window: Duration,
     /// Closed windows kept for `?window=N`; older ones fold into `all`.
+    /// Also bounded by size: once the closed windows of a shard hold more
+    /// than `max_edges` entries together, the oldest fold into `all` early.
     pub windows_kept: usize,
     /// How often windows close and pending pairs expire.
     #[serde(deserialize_with = "duration")]
