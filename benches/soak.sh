@@ -65,7 +65,8 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-trap "exit 130" INT TERM
+on_signal() { exit 130; }
+trap on_signal INT TERM
 
 wait_for_port() {
   for _ in $(seq 1 100); do
@@ -82,7 +83,7 @@ rss_mib() {
 }
 
 metric() {
-  curl -s "http://127.0.0.1:$API_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+  curl -s -m 5 "http://127.0.0.1:$API_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
 env FAULTLINE_GRPC_ENDPOINT=127.0.0.1:$GRPC_PORT FAULTLINE_HTTP_ENDPOINT=127.0.0.1:$HTTP_PORT \

@@ -226,7 +226,7 @@ async fn tick(
         tokio::select! {
             _ = interval.tick() => {
                 graph.tick().await;
-                live.step().await;
+                live = live.step().await?;
             }
             _ = &mut shutdown => break,
         }
