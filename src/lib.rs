@@ -17,6 +17,7 @@ pub mod exporters;
 pub mod faultproxy;
 pub mod graph;
 pub mod loadgen;
+pub mod memory_limiter;
 pub mod model;
 pub mod operators;
 pub mod query;

@@ -39,6 +39,15 @@ pub struct Telemetry {
     exported: Family<ExporterLabel, Counter>,
     export_dropped: Family<ExporterLabel, Counter>,
     export_buffered: Family<ExporterLabel, Gauge<u64, AtomicU64>>,
+    memory_refused: Family<ReceiverLabel, Counter>,
+    memory: Family<MemoryLabel, Gauge<u64, AtomicU64>>,
+    memory_refusing: Gauge<u64, AtomicU64>,
+    traces_skipped: Gauge<u64, AtomicU64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemoryLabel {
+    pub value: &'static str,
 }
 
 impl Default for Telemetry {
@@ -59,6 +68,10 @@ impl Telemetry {
             exported: Family::default(),
             export_dropped: Family::default(),
             export_buffered: Family::default(),
+            memory_refused: Family::default(),
+            memory: Family::default(),
+            memory_refusing: Gauge::default(),
+            traces_skipped: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -101,7 +114,56 @@ impl Telemetry {
             "Records waiting in an exporter's buffer, by exporter",
             t.export_buffered.clone(),
         );
+        registry.register(
+            "memory_limiter_refused_requests",
+            "Requests refused whole with a retry delay (gRPC RESOURCE_EXHAUSTED, HTTP 429) because memory was over the soft limit, by receiver",
+            t.memory_refused.clone(),
+        );
+        registry.register(
+            "memory_limiter_bytes",
+            "Memory limiter: RSS at the last check (used), its soft and hard limits, in bytes",
+            t.memory.clone(),
+        );
+        registry.register(
+            "memory_limiter_refusing",
+            "1 while the memory limiter refuses requests, else 0",
+            t.memory_refusing.clone(),
+        );
+        registry.register(
+            "trace_assembly_skipped_spans",
+            "Spans left out of trace assembly (paths, clusters, retries) because traces.max_traces traces were open in their shard; they still count in nodes and edges",
+            t.traces_skipped.clone(),
+        );
         Telemetry { registry, ..t }
+    }
+
+    /// Requests the memory limiter refused, by receiver.
+    pub fn memory_refused(&self, receiver: &'static str) {
+        self.memory_refused
+            .get_or_create(&ReceiverLabel { receiver })
+            .inc();
+    }
+
+    /// Refusals so far for one receiver (tests read this).
+    pub fn memory_refused_total(&self, receiver: &'static str) -> u64 {
+        self.memory_refused
+            .get_or_create(&ReceiverLabel { receiver })
+            .get()
+    }
+
+    /// The limiter's limits, set once at start.
+    pub fn memory_limits(&self, soft: u64, hard: u64) {
+        let set = |value, v| self.memory.get_or_create(&MemoryLabel { value }).set(v);
+        set("soft_limit", soft);
+        set("hard_limit", hard);
+    }
+
+    /// The limiter's last measurement and state.
+    pub fn memory_checked(&self, used: u64, refusing: bool) {
+        self.memory
+            .get_or_create(&MemoryLabel { value: "used" })
+            .set(used);
+        self.memory_refusing.set(u64::from(refusing));
     }
 
     pub fn accepted(&self, receiver: &'static str, spans: u64) {
@@ -167,7 +229,9 @@ impl Telemetry {
     }
 
     /// Renders the metrics, with pairing and graph gauges as of now.
-    pub fn render(&self, pairing: &PairingCounters, sizes: (usize, usize, usize)) -> String {
+    pub fn render(&self, graph: &GraphGauges) -> String {
+        let (pairing, sizes) = (&graph.pairing, graph.sizes);
+        self.traces_skipped.set(graph.traces_skipped);
         let set = |f: &Family<OutcomeLabel, Gauge<u64, AtomicU64>>, outcome, v: u64| {
             f.get_or_create(&OutcomeLabel { outcome }).set(v);
         };
@@ -190,15 +254,27 @@ impl Telemetry {
     }
 }
 
+/// The graph's figures `/metrics` shows, read without asking the shards.
+#[derive(Default)]
+pub struct GraphGauges {
+    pub pairing: PairingCounters,
+    /// Distinct nodes, edges and operations.
+    pub sizes: (usize, usize, usize),
+    /// Spans left out of trace assembly, summed over shards.
+    pub traces_skipped: u64,
+}
+
 /// Pairing counters one shard publishes after each batch (not per span), so
 /// `/metrics` reads them without asking the shard thread.
 #[derive(Default)]
 pub struct ShardGauges {
     values: [AtomicU64; 6],
+    traces_skipped: AtomicU64,
 }
 
 impl ShardGauges {
-    pub fn publish(&self, c: &PairingCounters) {
+    pub fn publish(&self, c: &PairingCounters, traces_skipped: u64) {
+        self.traces_skipped.store(traces_skipped, Ordering::Relaxed);
         let v = [
             c.pending,
             c.paired,
@@ -210,6 +286,10 @@ impl ShardGauges {
         for (slot, value) in self.values.iter().zip(v) {
             slot.store(value, Ordering::Relaxed);
         }
+    }
+
+    pub fn traces_skipped(&self) -> u64 {
+        self.traces_skipped.load(Ordering::Relaxed)
     }
 
     pub fn read(&self) -> PairingCounters {

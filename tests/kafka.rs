@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use common::tansu::{free_port, Consumed, Tansu};
 use faultline::exporters::kafka::{Encoding, KafkaConfig, KafkaError, KafkaExporter, Topics};
 use faultline::exporters::{Exporter, Record, Stream};
-use faultline::graph::pairing::PairingCounters;
-use faultline::telemetry::Telemetry;
+use faultline::telemetry::{GraphGauges, Telemetry};
 use serde_json::{json, Value};
 
 /// Time for records to reach a consumer once the broker has them.
@@ -74,7 +73,7 @@ fn seqs_of(messages: &[Consumed], key: &str) -> Vec<u64> {
 
 /// `faultline_exporter_sent_records_total` for the kafka exporter and a stream.
 fn sent(telemetry: &Telemetry, stream: Stream) -> u64 {
-    let text = telemetry.render(&PairingCounters::default(), (0, 0, 0));
+    let text = telemetry.render(&GraphGauges::default());
     let series = format!(
         "faultline_exporter_sent_records_total{{exporter=\"kafka\",stream=\"{}\"}} ",
         stream.name()

@@ -19,7 +19,7 @@ mod web;
 
 use crate::graph::{render, Graph, WindowSelect};
 use crate::operators::SharedLatest;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{GraphGauges, Telemetry};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -134,10 +134,11 @@ async fn graph_mermaid(
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let text = state.telemetry.render(
-        &state.graph.pairing_counters(),
-        state.graph.limits().sizes(),
-    );
+    let text = state.telemetry.render(&GraphGauges {
+        pairing: state.graph.pairing_counters(),
+        sizes: state.graph.limits().sizes(),
+        traces_skipped: state.graph.traces_skipped(),
+    });
     (
         [(
             header::CONTENT_TYPE,

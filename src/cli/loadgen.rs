@@ -58,6 +58,14 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 1)]
     pub fan_out: usize,
 
+    /// Spread calls over this many distinct caller -> callee edges (about
+    /// sqrt(N) services, each calling about sqrt(N) others) instead of
+    /// rotating through `--services`, e.g. `--edges 100000` for the soak
+    /// benchmark. Enough distinct requests are prepared to cover every edge
+    /// (each is encoded once, so large values take memory here).
+    #[arg(long, default_value_t = 0)]
+    pub edges: usize,
+
     /// Attributes per span besides `http.response.status_code`; the
     /// standard shape's 9 plus that one make the 10 of the benchmarks.
     #[arg(long, default_value_t = 9)]
@@ -120,14 +128,24 @@ impl LoadgenArgs {
                 attribute_len: self.attribute_size,
                 batch: self.batch.max(2),
                 error_ratio: self.error_ratio,
+                edges: self.edges,
             },
             rate: self.rate,
             duration: self.duration,
             concurrency: self.concurrency.max(1),
             gzip: self.gzip,
             metrics_url: self.metrics.clone(),
-            templates: 16,
+            templates: self.templates(),
         }
+    }
+}
+
+impl LoadgenArgs {
+    /// Distinct requests to rotate through: 16, or with `--edges` enough
+    /// calls to visit every edge about twice.
+    fn templates(&self) -> usize {
+        let calls = (self.batch / 2).max(1);
+        16.max((2 * self.edges).div_ceil(calls))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::PipelineConfig;
 use crate::experiments::service::Service;
 use crate::exporters::{jsonl::JsonlExporter, Exporter};
 use crate::graph::Graph;
+use crate::memory_limiter::{MemoryLimiter, MemoryProbe, ProcessRss};
 use crate::operators::{Feedback, Live, Operators, SharedLatest};
 use crate::query::{ParquetExporter, QueryService};
 use crate::receivers::{otlp_grpc, otlp_http, SpanSink};
@@ -26,6 +27,8 @@ pub struct Running {
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
     pub latest: SharedLatest,
+    /// The memory limiter, if the pipeline has one.
+    pub memory_limiter: Option<Arc<MemoryLimiter>>,
     /// The embedded fault proxy's API address, if it is on.
     pub faultproxy: Option<SocketAddr>,
     /// Where the JSON lines exporter writes, if it is on.
@@ -40,12 +43,29 @@ pub struct Running {
 /// Binds every listener first — so a port conflict fails at start, naming
 /// the component — then serves in the background.
 pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
+    start_with_probe(config, Arc::new(ProcessRss)).await
+}
+
+/// [`start`], with the memory limiter measuring through `probe` instead of
+/// the process's RSS (tests decide what it reads).
+pub async fn start_with_probe(
+    config: &PipelineConfig,
+    probe: Arc<dyn MemoryProbe>,
+) -> anyhow::Result<Running> {
     let graph_cfg = &config.processors.graph;
     let graph = Graph::start(graph_cfg.settings());
     let telemetry = Arc::new(Telemetry::new());
+    let limiter = match config.memory_limiter() {
+        Some(c) => Some(Arc::new(
+            MemoryLimiter::new(c, probe, telemetry.clone())
+                .context("starting the memory limiter (processors.memory_limiter)")?,
+        )),
+        None => None,
+    };
     let sink = SpanSink {
         graph: graph.clone(),
         telemetry: telemetry.clone(),
+        limiter: limiter.clone(),
     };
     let (stop, stopped) = watch::channel(false);
     let shutdown = move || {
@@ -77,6 +97,15 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
     let latest = live.latest();
     let experiments = start_experiments(config, &latest, exporters, stop.subscribe()).await?;
     let mut tasks = JoinSet::new();
+    if let Some(l) = &limiter {
+        // Measured once before the first request, then on its interval.
+        l.check();
+        let checking = l.clone().run(shutdown());
+        tasks.spawn(async move {
+            checking.await;
+            Ok(())
+        });
+    }
     let mut bound = (None, None, None);
     let otlp = config.receivers.otlp.as_ref().map(|o| &o.protocols);
     if let Some(addr) = config.grpc_endpoint() {
@@ -123,6 +152,7 @@ pub async fn start(config: &PipelineConfig) -> anyhow::Result<Running> {
         graph,
         telemetry,
         latest,
+        memory_limiter: limiter,
         faultproxy: proxy.as_ref().map(|p| p.addr()),
         proxy,
         jsonl_dir: config.jsonl_exporter().map(|j| j.directory.clone()),
@@ -216,7 +246,7 @@ async fn tick(
         tokio::select! {
             _ = interval.tick() => {
                 graph.tick().await;
-                live.step().await;
+                live = live.step().await?;
             }
             _ = &mut shutdown => break,
         }

@@ -174,4 +174,23 @@ mod tests {
         assert!(err.contains("service.pipelines.traces.receivers"), "{err}");
         assert!(err.contains("zipkin"), "{err}");
     }
+
+    #[test]
+    fn the_memory_limiter_is_declared_checked_and_optional() {
+        let c = load(None).unwrap();
+        let m = c.memory_limiter().expect("on in the default pipeline");
+        assert_eq!((m.limit_mib, m.spike_limit_mib), (Some(1024), Some(256)));
+        let off = DEFAULT_PIPELINE.replace("[memory_limiter, graph", "[graph");
+        assert!(parse("p.yaml", &off).unwrap().memory_limiter().is_none());
+        let bad = DEFAULT_PIPELINE.replace("spike_limit_mib: 256", "spike_limit_mib: 2048");
+        let err = parse("p.yaml", &bad).unwrap_err().to_string();
+        assert!(err.contains("processors.memory_limiter"), "{err}");
+        assert!(err.contains("spike_limit_mib"), "{err}");
+        let start = DEFAULT_PIPELINE.find("  memory_limiter:").unwrap();
+        let end = DEFAULT_PIPELINE.find("  graph:").unwrap();
+        let undeclared = format!("{}{}", &DEFAULT_PIPELINE[..start], &DEFAULT_PIPELINE[end..]);
+        let err = parse("p.yaml", &undeclared).unwrap_err().to_string();
+        assert!(err.contains("service.pipelines.traces.processors"), "{err}");
+        assert!(err.contains("memory_limiter"), "{err}");
+    }
 }

@@ -80,6 +80,10 @@ fn default_max_mib() -> usize {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Processors {
+    /// Memory backpressure, as the Collector's `memory_limiter`: past the
+    /// soft limit, the OTLP receivers refuse requests with a retry delay.
+    #[serde(default)]
+    pub memory_limiter: Option<crate::memory_limiter::MemoryLimiterConfig>,
     /// The interaction graph (always present; this sets its knobs).
     #[serde(default)]
     pub graph: GraphProcessor,
@@ -98,6 +102,8 @@ pub struct GraphProcessor {
     #[serde(deserialize_with = "duration")]
     pub window: Duration,
     /// Closed windows kept for `?window=N`; older ones fold into `all`.
+    /// Also bounded by size: once the closed windows of a shard hold more
+    /// than `max_edges` entries together, the oldest fold into `all` early.
     pub windows_kept: usize,
     /// How often windows close and pending pairs expire.
     #[serde(deserialize_with = "duration")]
@@ -359,7 +365,12 @@ impl PipelineConfig {
             }
         }
         for p in &traces.processors {
-            if !["graph", "operators", "scenarios"].contains(&p.as_str()) {
+            let declared = match p.as_str() {
+                "graph" | "operators" | "scenarios" => true,
+                "memory_limiter" => self.processors.memory_limiter.is_some(),
+                _ => false,
+            };
+            if !declared {
                 return Err(undeclared(
                     "service.pipelines.traces.processors",
                     "processors",
@@ -377,6 +388,10 @@ impl PipelineConfig {
             if !declared {
                 return Err(undeclared("service.extensions", "extensions", x));
             }
+        }
+        if let Some(m) = &self.processors.memory_limiter {
+            m.validate()
+                .map_err(|e| ("processors.memory_limiter".to_owned(), e.to_string()))?;
         }
         let g = &self.processors.graph;
         if g.window.is_zero() || g.tick.is_zero() || g.pairing.ttl.is_zero() {
@@ -436,6 +451,18 @@ impl PipelineConfig {
             feedback_factor: x.feedback_factor,
             data_dir: x.directory.clone(),
         })
+    }
+
+    /// The memory limiter, if the traces pipeline uses it.
+    pub fn memory_limiter(&self) -> Option<&crate::memory_limiter::MemoryLimiterConfig> {
+        let used = self
+            .service
+            .pipelines
+            .traces
+            .processors
+            .iter()
+            .any(|p| p == "memory_limiter");
+        self.processors.memory_limiter.as_ref().filter(|_| used)
     }
 
     /// The JSON lines exporter, if the traces pipeline uses it.

@@ -136,6 +136,12 @@ impl Graph {
         total
     }
 
+    /// Spans left out of trace assembly (`traces.max_traces` open), summed
+    /// over shards, as last published.
+    pub fn traces_skipped(&self) -> u64 {
+        self.gauges.iter().map(|g| g.traces_skipped()).sum()
+    }
+
     /// Advances windows and expires pending pairs in every shard.
     pub async fn tick(&self) {
         for shard in self.shards.iter() {
@@ -247,7 +253,7 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
                 let _ = reply.send(shard.closed_after(after));
             }
         }
-        gauges.publish(&shard.pairing_counters());
+        gauges.publish(&shard.pairing_counters(), shard.traces_skipped());
     }
 }
 

@@ -91,6 +91,15 @@ impl WindowPartial {
     }
 
     /// The node's entry, created with zero counts when first seen.
+    /// Entries held, as the window retention budget counts them.
+    pub fn entries(&self) -> usize {
+        self.nodes.len()
+            + self.edges.len()
+            + self.paths.len()
+            + self.clusters.len()
+            + self.destinations.len()
+    }
+
     pub fn node(&mut self, name: &Arc<str>, kind: NodeKind) -> &mut NodeEntry {
         if !self.nodes.contains_key(name) {
             self.nodes.insert(name.clone(), NodeEntry::new(kind, None));

@@ -50,7 +50,7 @@ impl Shard {
         let traces = TraceAssembler::new(s.traces.clone());
         Shard {
             pairing: PairingStore::new(s.pairing_ttl_ms, s.max_pending),
-            windows: Windows::new(s.window_ms, s.windows_kept),
+            windows: Windows::new(s.window_ms, s.windows_kept).with_budget(s.max_edges),
             limits,
             known: HashSet::default(),
             known_edges: HashSet::default(),
@@ -272,7 +272,7 @@ impl Shard {
         )
     }
 
-    /// Traces not assembled because too many were open.
+    /// Spans not assembled into traces because `max_traces` were open.
     pub fn traces_skipped(&self) -> u64 {
         self.traces.skipped
     }

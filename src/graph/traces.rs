@@ -70,7 +70,9 @@ struct TraceBuf {
 pub struct TraceAssembler {
     settings: TraceSettings,
     open: HashMap<TraceId, TraceBuf, ahash::RandomState>,
-    /// Traces not assembled because `max_traces` were open.
+    /// Spans not assembled because `max_traces` traces were open (each span
+    /// of a trace that found no room counts once; exported as
+    /// `faultline_trace_assembly_skipped_spans`).
     pub skipped: u64,
 }
 

@@ -5,6 +5,14 @@
 //! merge by index. Windows older than the retained ones are merged into one
 //! `evicted` partial, which keeps "everything since start" exact in bounded
 //! memory.
+//!
+//! Retention is bounded twice: by count (`windows_kept`) and by size. With
+//! many distinct edges, 120 windows of 40 000 edges each took gigabytes, so
+//! once the closed windows together hold more entries (edges, nodes, paths,
+//! clusters, destinations) than the budget (`max_edges`), the oldest fold
+//! into `evicted` early. `?window=N` then covers fewer windows than asked;
+//! `all` stays exact. The two newest closed windows are always kept: the
+//! operators read each closed window one tick after it closes.
 
 use std::collections::VecDeque;
 
@@ -29,7 +37,14 @@ pub struct Windows {
     /// Closed windows, oldest first, histograms compacted.
     closed: VecDeque<(u64, WindowPartial)>,
     evicted: WindowPartial,
+    /// Entries the closed windows may hold together before the oldest fold.
+    budget: usize,
+    /// Entries the closed windows hold now.
+    retained: usize,
 }
+
+/// Closed windows kept whatever their size (see the module docs).
+const ALWAYS_KEPT: usize = 2;
 
 impl Windows {
     /// `keep` counts the current window too; at least one is kept.
@@ -41,7 +56,15 @@ impl Windows {
             current: WindowPartial::default(),
             closed: VecDeque::new(),
             evicted: WindowPartial::default(),
+            budget: usize::MAX,
+            retained: 0,
         }
+    }
+
+    /// Bounds the entries closed windows hold together (see the module docs).
+    pub fn with_budget(mut self, entries: usize) -> Windows {
+        self.budget = entries.max(1);
+        self
     }
 
     pub fn length_ms(&self) -> u64 {
@@ -63,23 +86,26 @@ impl Windows {
         let mut done = std::mem::take(&mut self.current);
         if !done.is_empty() {
             done.compact();
+            self.retained += done.entries();
             self.closed.push_back((self.current_index, done));
         }
         self.current_index = index;
-        while self.closed.len() + 1 > self.keep {
-            if let Some((_, mut old)) = self.closed.pop_front() {
-                old.forget_details();
-                self.evicted.merge(&old);
-            }
-        }
         // Drop closed windows that fell out of the retained range even if no
         // spans arrived for a while, so `Last(n)` means wall-clock windows.
         let oldest_kept = index.saturating_sub(self.keep as u64 - 1);
-        while self.closed.front().is_some_and(|(i, _)| *i < oldest_kept) {
-            if let Some((_, mut old)) = self.closed.pop_front() {
-                old.forget_details();
-                self.evicted.merge(&old);
-            }
+        while self.closed.len() + 1 > self.keep
+            || self.closed.front().is_some_and(|(i, _)| *i < oldest_kept)
+            || (self.retained > self.budget && self.closed.len() > ALWAYS_KEPT)
+        {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, mut old)) = self.closed.pop_front() {
+            self.retained -= old.entries();
+            old.forget_details();
+            self.evicted.merge(&old);
         }
     }
 
@@ -152,5 +178,42 @@ mod tests {
         w.advance(1_000_000);
         assert_eq!(calls(&w, WindowSelect::Last(3)), 0);
         assert_eq!(calls(&w, WindowSelect::All), 100);
+    }
+
+    #[test]
+    fn large_windows_fold_early_and_all_stays_exact() {
+        // Each second records 10 distinct nodes; the budget holds 3 windows' worth.
+        let mut w = Windows::new(1000, 100).with_budget(30);
+        for second in 0..20u64 {
+            for n in 0..10 {
+                let name: std::sync::Arc<str> = format!("n{n}").into();
+                let p = w.current(second * 1000);
+                p.node(&name, NodeKind::Service)
+                    .stats
+                    .calls
+                    .record(5, false);
+            }
+        }
+        assert!(
+            w.closed.len() <= 3,
+            "{} closed windows kept",
+            w.closed.len()
+        );
+        assert_eq!(w.retained, w.closed.len() * 10);
+        assert_eq!(calls(&w, WindowSelect::Last(2)), 20);
+        assert_eq!(calls(&w, WindowSelect::All), 200);
+        // The budget never drops the two newest closed windows.
+        let mut tight = Windows::new(1000, 100).with_budget(1);
+        for second in 0..5u64 {
+            let name: std::sync::Arc<str> = "a".into();
+            let p = tight.current(second * 1000);
+            p.node(&name, NodeKind::Service)
+                .stats
+                .calls
+                .record(5, false);
+        }
+        tight.advance(5000);
+        assert_eq!(tight.closed.len(), ALWAYS_KEPT);
+        assert_eq!(calls(&tight, WindowSelect::All), 5);
     }
 }

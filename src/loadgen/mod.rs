@@ -38,6 +38,10 @@ pub struct SpanShape {
     pub batch: usize,
     /// Share of calls that fail (both sides report ERROR and HTTP 503).
     pub error_ratio: f64,
+    /// Distinct caller -> callee edges to spread calls over; 0 keeps the
+    /// rotation through `services`. Set, it replaces `services` by as many
+    /// as the edges need (see [`EdgePlan`]): the soak benchmark's 10^5 edges.
+    pub edges: usize,
 }
 
 impl Default for SpanShape {
@@ -52,7 +56,47 @@ impl Default for SpanShape {
             attribute_len: 12,
             batch: 512,
             error_ratio: 0.02,
+            edges: 0,
         }
+    }
+}
+
+/// How `edges` distinct edges are laid out: `services` services (the
+/// fewest that can have that many edges between them), `svc-i` calling
+/// `svc-(i+1+k)` for k below its count of callees — `per_caller` for the
+/// first `wide` services, one fewer for the rest — so there are exactly
+/// `edges` edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgePlan {
+    pub services: usize,
+    pub per_caller: usize,
+    pub wide: usize,
+}
+
+impl EdgePlan {
+    pub fn new(edges: usize) -> EdgePlan {
+        // From two on, every service has at least one callee.
+        let edges = edges.max(2);
+        let mut services = (edges as f64).sqrt() as usize + 1;
+        while services * (services - 1) < edges {
+            services += 1;
+        }
+        let per_caller = edges.div_ceil(services);
+        EdgePlan {
+            services,
+            per_caller,
+            wide: edges - services * (per_caller - 1),
+        }
+    }
+
+    /// Distinct edges the plan makes.
+    pub fn edges(&self) -> usize {
+        self.services * (self.per_caller - 1) + self.wide
+    }
+
+    /// How many callees `caller` has.
+    fn callees(&self, caller: usize) -> usize {
+        self.per_caller - usize::from(caller >= self.wide)
     }
 }
 
@@ -60,6 +104,9 @@ impl Default for SpanShape {
 pub struct Generator {
     shape: SpanShape,
     next_id: u64,
+    /// With `shape.edges`: the layout, and per caller the next callee offset.
+    plan: Option<(EdgePlan, Vec<usize>)>,
+    traces: usize,
 }
 
 /// One call of a trace being laid out: its caller's service and server span.
@@ -71,9 +118,15 @@ struct Caller {
 
 impl Generator {
     pub fn new(shape: SpanShape, seed: u64) -> Generator {
+        let plan = (shape.edges > 0).then(|| {
+            let plan = EdgePlan::new(shape.edges);
+            (plan, vec![0; plan.services])
+        });
         Generator {
             shape,
             next_id: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            plan,
+            traces: 0,
         }
     }
 
@@ -85,15 +138,24 @@ impl Generator {
     /// grouped by service as SDKs send them. Traces are laid out depth
     /// first; the last one is cut where the batch is full.
     pub fn request(&mut self, start_unix_nano: u64) -> ExportTraceServiceRequest {
-        let services = self.shape.services.max(2);
+        let services = match &self.plan {
+            Some((plan, _)) => plan.services,
+            None => self.shape.services.max(2),
+        };
         let depth = self.shape.depth.max(1);
         let fan_out = self.shape.fan_out.max(1);
         let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); services];
         let mut made = 0;
         while made + 2 <= self.shape.batch {
             let trace = self.fresh_id();
+            self.traces += 1;
+            let root = match self.plan {
+                // Roots rotate so every service calls out, not just svc-0.
+                Some(_) => self.traces % services,
+                None => 0,
+            };
             let mut stack = vec![Caller {
-                service: 0,
+                service: root,
                 server_span: None,
                 level: 0,
             }];
@@ -105,7 +167,7 @@ impl Generator {
                     if made + 2 > self.shape.batch {
                         break;
                     }
-                    let callee = (caller.service + 1 + i) % services;
+                    let callee = self.callee(caller.service, i, services);
                     let call = self.fresh_id();
                     let failed = self.fails(call);
                     let start = start_unix_nano + caller.level as u64 * 1_000_000;
@@ -147,6 +209,20 @@ impl Generator {
                 .filter(|(_, spans)| !spans.is_empty())
                 .map(|(i, spans)| resource_spans(i, spans))
                 .collect(),
+        }
+    }
+
+    /// The service the `i`-th call of `caller` goes to: the next one round
+    /// the ring, or with an edge plan the caller's next of its callees, so
+    /// each caller cycles through all of its edges.
+    fn callee(&mut self, caller: usize, i: usize, services: usize) -> usize {
+        match &mut self.plan {
+            Some((plan, next)) => {
+                let k = next[caller];
+                next[caller] = (k + 1) % plan.callees(caller);
+                (caller + 1 + k) % services
+            }
+            None => (caller + 1 + i) % services,
         }
     }
 
@@ -284,5 +360,28 @@ mod tests {
             (2..=10).contains(&failed),
             "{failed} of 12 failed at ratio 0.5"
         );
+    }
+
+    #[test]
+    fn an_edge_plan_makes_that_many_distinct_edges() {
+        let plan = EdgePlan::new(100_000);
+        assert_eq!(plan.edges(), 100_000, "{plan:?}");
+        assert_eq!(EdgePlan::new(7).edges(), 7);
+        assert!(plan.per_caller < plan.services);
+        let shape = SpanShape {
+            edges: 60,
+            batch: 64,
+            ..SpanShape::default()
+        };
+        let plan = EdgePlan::new(60);
+        let mut g = Generator::new(shape, 3);
+        let mut graph = OfflineGraph::new(GraphSettings::default());
+        for _ in 0..8 {
+            let batch = otlp_proto::to_batch(g.request(1_700_000_000_000_000_000));
+            graph.ingest(&batch.spans);
+        }
+        let view = graph.finish();
+        let between_services = view.edges.iter().filter(|e| e.source != "user").count();
+        assert_eq!(between_services, 60, "{plan:?}");
     }
 }

@@ -106,13 +106,27 @@ impl Live {
     }
 
     /// Evaluates every window closed since the last step.
-    pub async fn step(&mut self) {
-        for window in self.graph.closed_after(self.last_index).await {
-            self.last_index = window.index;
-            self.exporters.iter().for_each(|e| e.window(&window));
-            let eval = self.evaluate(window);
-            self.publish(&eval);
+    ///
+    /// Evaluation is CPU work over every node and edge of the window (a
+    /// view with quantiles, baselines, ranking); with 10^5 edges it takes
+    /// most of a second, so it runs on tokio's blocking pool. On an async
+    /// worker it held up the receivers and `/metrics` meanwhile (with the
+    /// server pinned to one core there is only one worker).
+    pub async fn step(mut self) -> anyhow::Result<Live> {
+        let windows = self.graph.closed_after(self.last_index).await;
+        if windows.is_empty() {
+            return Ok(self);
         }
+        Ok(tokio::task::spawn_blocking(move || {
+            for window in windows {
+                self.last_index = window.index;
+                self.exporters.iter().for_each(|e| e.window(&window));
+                let eval = self.evaluate(window);
+                self.publish(&eval);
+            }
+            self
+        })
+        .await?)
     }
 
     fn evaluate(&mut self, w: ClosedWindow) -> Evaluation {

@@ -13,6 +13,7 @@ pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod otlp_json;
 pub mod otlp_proto;
+pub mod refusal;
 pub mod zipkin_json;
 
 pub use batch::{Batch, DecodeError};
@@ -44,6 +45,7 @@ impl ProtobufDecoder {
 use std::sync::Arc;
 
 use crate::graph::Graph;
+use crate::memory_limiter::{MemoryLimiter, Refusal};
 use crate::telemetry::Telemetry;
 
 /// Where receivers hand decoded batches: the graph, with self-metrics.
@@ -52,9 +54,17 @@ use crate::telemetry::Telemetry;
 pub struct SpanSink {
     pub graph: Graph,
     pub telemetry: Arc<Telemetry>,
+    /// Backpressure (`processors.memory_limiter`), when the pipeline has it.
+    pub limiter: Option<Arc<MemoryLimiter>>,
 }
 
 impl SpanSink {
+    /// Whether a request may come in now; receivers ask before decoding,
+    /// so a refused request costs no decoding and holds no spans.
+    pub fn admit(&self, receiver: &'static str) -> Result<(), Refusal> {
+        self.limiter.as_ref().map_or(Ok(()), |l| l.admit(receiver))
+    }
+
     /// Counts and forwards a batch; returns it emptied of spans, keeping the
     /// refusal count and message for the receiver's reply.
     pub async fn accept(&self, receiver: &'static str, mut batch: Batch) -> Batch {

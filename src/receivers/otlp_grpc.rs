@@ -140,6 +140,8 @@ impl UnaryService<Bytes> for Export {
         let sink = self.0.clone();
         let decoder = self.1;
         Box::pin(async move {
+            sink.admit(NAME)
+                .map_err(|r| super::refusal::grpc_status(&r))?;
             let batch = decoder.decode(request.get_ref()).map_err(|e| {
                 sink.telemetry.bad_request(NAME);
                 Status::invalid_argument(e.to_string())

@@ -4,7 +4,9 @@
 //! `ExportTraceServiceResponse` (with `partial_success` when spans were
 //! refused) in the request's encoding; a failure carries a
 //! `google.rpc.Status` in the request's encoding, with 400 for a malformed
-//! body, 413 for an oversized one and 415 for an unknown content type.
+//! body, 413 for an oversized one and 415 for an unknown content type, and
+//! 429 with `Retry-After` while the memory limiter refuses (see
+//! [`super::refusal`]).
 
 use std::io::Read;
 
@@ -18,7 +20,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
-use super::{otlp_json, Batch, DecodeError, ProtobufDecoder, SpanSink};
+use super::{otlp_json, refusal, Batch, DecodeError, ProtobufDecoder, SpanSink};
+use crate::memory_limiter::Refusal;
 
 pub const NAME: &str = "otlp_http";
 
@@ -94,6 +97,9 @@ async fn export(State(state): State<ReceiverState>, headers: HeaderMap, body: Bo
             return failure(encoding, status, message);
         }
     };
+    if let Err(refusal) = state.sink.admit(NAME) {
+        return refused(encoding, &refusal);
+    }
     let decoded = match encoding {
         Encoding::Protobuf => state.decoder.decode(&body),
         Encoding::Json => otlp_json::decode(&body),
@@ -230,6 +236,26 @@ fn failure(encoding: Encoding, status: StatusCode, message: String) -> Response 
         )
             .into_response(),
     }
+}
+
+/// 429 with `Retry-After`: the memory limiter's "send this again later".
+fn refused(encoding: Encoding, refusal: &Refusal) -> Response {
+    let seconds = refusal::retry_after_seconds(refusal.retry_after);
+    let mut response = match encoding {
+        Encoding::Protobuf => protobuf_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            refusal::protobuf_body(refusal),
+        ),
+        Encoding::Json => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(refusal::json_body(refusal)),
+        )
+            .into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.into());
+    response
 }
 
 fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {
