@@ -142,6 +142,12 @@ async fn sql_over_history_finds_the_slowed_edge_with_the_apis_exact_p99() {
              WHERE source = 'orders' AND target = 'payments' AND window_start_ms = {start}"
         );
         let got = rows(&running, &sql).await;
+        if r["calls"] == 0 {
+            // Retries of a trace assembled later land in a window of their
+            // own, with no call and so no histogram (the API says 0).
+            assert!(got[0]["p99_ms"].is_null(), "window {start}: {got:?}");
+            continue;
+        }
         assert_eq!(
             got[0]["p99_ms"], r["signals"]["p99_ms"]["value"],
             "window {start}"
