@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use browser::{png_size, Browser, Dom};
+use faultline::demo::SERVICES;
 
 /// A cycle runs in about three minutes here; the issue allows five.
 const CYCLE: Duration = Duration::from_secs(300);
@@ -24,15 +25,6 @@ const CYCLE: Duration = Duration::from_secs(300);
 const BUDGET: Duration = Duration::from_secs(4);
 /// How long to keep reloading until the expected elements show.
 const PATIENCE: Duration = Duration::from_secs(60);
-/// The demo shop's instrumented services (`faultline::demo::shop::SERVICES`).
-const SERVICES: [&str; 6] = [
-    "gateway",
-    "orders",
-    "inventory",
-    "payments",
-    "notifier",
-    "email-provider",
-];
 
 /// The demo process, its stdout lines as they come, and what it printed.
 struct Demo {
