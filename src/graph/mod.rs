@@ -13,6 +13,7 @@ pub mod render;
 pub mod settings;
 pub mod shard;
 pub mod stats;
+pub mod symbols;
 pub mod traces;
 pub mod view;
 pub mod window;

@@ -8,6 +8,7 @@
 //! edge to a virtual node when the caller named its peer, and is otherwise
 //! counted — never silently dropped.
 
+use std::collections::hash_map::{Entry, OccupiedEntry, VacantEntry};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -93,6 +94,23 @@ struct Pending {
     matched: bool,
 }
 
+enum Slot<'a> {
+    Full,
+    Vacant(VacantEntry<'a, PairKey, Pending>),
+    Occupied(OccupiedEntry<'a, PairKey, Pending>),
+}
+
+impl Pending {
+    fn new(deadline_ms: u64, client: Option<ClientSide>, server: Option<ServerSide>) -> Pending {
+        Pending {
+            deadline_ms,
+            client,
+            servers: server.into_iter().collect(),
+            matched: false,
+        }
+    }
+}
+
 pub struct PairingStore {
     map: HashMap<PairKey, Pending, ahash::RandomState>,
     ttl_ms: u64,
@@ -117,6 +135,8 @@ impl PairingStore {
         }
     }
 
+    /// Stores or pairs a caller's side. One hash lookup: the first side of
+    /// a pair inserts, the second finds and (usually) removes in place.
     pub fn add_client(
         &mut self,
         key: PairKey,
@@ -124,26 +144,33 @@ impl PairingStore {
         now_ms: u64,
         out: &mut Vec<Outcome>,
     ) {
-        let Some(entry) = self.entry(key, now_ms) else {
-            return;
+        let deadline = now_ms.saturating_add(self.ttl_ms);
+        let mut entry = match self.slot(key) {
+            Slot::Full => return,
+            Slot::Vacant(v) => {
+                v.insert(Pending::new(deadline, Some(client), None));
+                return;
+            }
+            Slot::Occupied(o) => o,
         };
-        if entry.servers.is_empty() {
-            entry.client = Some(client);
+        let pending = entry.get_mut();
+        if pending.servers.is_empty() {
+            pending.client = Some(client);
             return;
         }
-        for server in entry.servers.drain(..) {
+        for server in pending.servers.drain(..) {
             out.push(Outcome::Pair(client.clone(), server));
         }
-        let producer = client.producer;
-        if producer {
-            entry.matched = true;
-            entry.client = Some(client);
+        if client.producer {
+            pending.matched = true;
+            pending.client = Some(client);
         } else {
-            self.map.remove(&key);
+            entry.remove();
         }
         self.counters.paired += 1;
     }
 
+    /// Stores or pairs a callee's side (see [`PairingStore::add_client`]).
     pub fn add_server(
         &mut self,
         key: PairKey,
@@ -151,44 +178,44 @@ impl PairingStore {
         now_ms: u64,
         out: &mut Vec<Outcome>,
     ) {
-        let Some(entry) = self.entry(key, now_ms) else {
-            return;
+        let deadline = now_ms.saturating_add(self.ttl_ms);
+        let mut entry = match self.slot(key) {
+            Slot::Full => return,
+            Slot::Vacant(v) => {
+                v.insert(Pending::new(deadline, None, Some(server)));
+                return;
+            }
+            Slot::Occupied(o) => o,
         };
-        let Some(client) = &entry.client else {
-            entry.servers.push(server);
+        let pending = entry.get_mut();
+        let Some(client) = &pending.client else {
+            pending.servers.push(server);
             return;
         };
         out.push(Outcome::Pair(client.clone(), server));
         // A producer stays for further consumers; it counts as paired once.
-        let first_match = !entry.matched;
+        let first_match = !pending.matched;
         if client.producer {
-            entry.matched = true;
+            pending.matched = true;
         } else {
-            self.map.remove(&key);
+            entry.remove();
         }
         if first_match {
             self.counters.paired += 1;
         }
     }
 
-    /// The entry for `key`, created if the store has room.
-    fn entry(&mut self, key: PairKey, now_ms: u64) -> Option<&mut Pending> {
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.max_items {
+    /// The map's entry for `key`, or `Full` (counted) if a new entry has no room.
+    fn slot(&mut self, key: PairKey) -> Slot<'_> {
+        let full = self.map.len() >= self.max_items;
+        match self.map.entry(key) {
+            Entry::Occupied(o) => Slot::Occupied(o),
+            Entry::Vacant(_) if full => {
                 self.counters.dropped += 1;
-                return None;
+                Slot::Full
             }
-            self.map.insert(
-                key,
-                Pending {
-                    deadline_ms: now_ms.saturating_add(self.ttl_ms),
-                    client: None,
-                    servers: Vec::new(),
-                    matched: false,
-                },
-            );
+            Entry::Vacant(v) => Slot::Vacant(v),
         }
-        self.map.get_mut(&key)
     }
 
     /// Expires every entry whose TTL ended at `now_ms`.

@@ -67,7 +67,7 @@ pub struct WindowPartial {
     pub nodes: FastMap<Arc<str>, NodeEntry>,
     pub edges: FastMap<EdgeKey, EdgeStats>,
     pub paths: FastMap<PathKey, PathStats>,
-    /// By signature hash (see `graph::traces::signature`).
+    /// By signature hash (see `graph::traces::Recorder`).
     pub clusters: FastMap<u64, ClusterStats>,
     pub destinations: FastMap<Arc<str>, DestinationStats>,
 }

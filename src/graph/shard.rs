@@ -13,7 +13,8 @@ use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerS
 use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
 use super::settings::{Limits, OVERFLOW};
 use super::stats::{add_client, Delivery, MAX_DELIVERIES};
-use super::traces::{self, SpanRec, TraceAssembler, TraceFacts};
+use super::symbols::Symbols;
+use super::traces::{Recorder, SpanRec, TraceAssembler, TraceFacts};
 use super::window::{WindowSelect, Windows};
 use crate::model::{Span, SpanKind};
 
@@ -42,12 +43,16 @@ pub struct Shard {
     overflow: Arc<str>,
     outcomes: Vec<Outcome>,
     traces: TraceAssembler,
+    /// Names as trace assembly keeps them.
+    names: Symbols,
+    recorder: Recorder,
 }
 
 impl Shard {
     pub fn new(limits: Arc<Limits>) -> Shard {
         let s = limits.settings();
         let traces = TraceAssembler::new(s.traces.clone());
+        let names = Symbols::new(2 * s.max_nodes + s.max_operations, OVERFLOW.into());
         Shard {
             pairing: PairingStore::new(s.pairing_ttl_ms, s.max_pending),
             windows: Windows::new(s.window_ms, s.windows_kept).with_budget(s.max_edges),
@@ -57,9 +62,11 @@ impl Shard {
             known_ops: HashSet::default(),
             op_names: HashSet::default(),
             peer_names: HashSet::default(),
+            names,
             overflow: OVERFLOW.into(),
             outcomes: Vec::new(),
             traces,
+            recorder: Recorder::default(),
         }
     }
 
@@ -95,22 +102,20 @@ impl Shard {
         }
         let peer = self.peer_of(span);
         self.count_message(span, &service, now_ms);
-        self.traces.add(
-            span.trace_id,
-            SpanRec {
-                span_id: span.span_id,
-                parent: span.parent_span_id,
-                service: service.clone(),
-                kind: span.kind,
-                start: span.start_unix_nano,
-                end: span.end_unix_nano,
-                failed,
-                name: op,
-                resend: span.attributes.http_resend_count,
-                peer: peer.clone(),
-            },
-            now_ms,
-        );
+        let rec = SpanRec {
+            span_id: u64::from_le_bytes(span.span_id),
+            parent: span.parent_span_id.map_or(0, u64::from_le_bytes),
+            start: span.start_unix_nano,
+            end: span.end_unix_nano,
+            service: self.names.sym(&service),
+            name: self.names.sym(&op),
+            peer: peer.as_ref().map_or(Symbols::NONE, |p| self.names.sym(&p.name)),
+            resend: span.attributes.http_resend_count.map(|n| n.clamp(0, u32::MAX.into()) as u32),
+            peer_kind: peer.as_ref().map_or(NodeKind::External, |p| p.kind),
+            kind: span.kind,
+            failed,
+        };
+        self.traces.add(span.trace_id, rec, now_ms);
         match span.kind {
             SpanKind::Client | SpanKind::Producer => {
                 self.outbound(span, service, failed, peer, now_ms)
@@ -251,8 +256,7 @@ impl Shard {
         self.windows.advance(now_ms);
         self.pairing.expire(now_ms, &mut self.outcomes);
         self.settle(now_ms);
-        let facts = self.traces.expire(now_ms);
-        self.record_traces(facts, now_ms);
+        self.record_traces(now_ms, false);
     }
 
     /// Expires every pending pair and open trace now, as at the end of an
@@ -260,8 +264,7 @@ impl Shard {
     pub fn flush(&mut self, now_ms: u64) {
         self.pairing.expire_all(&mut self.outcomes);
         self.settle(now_ms);
-        let facts = self.traces.expire_all();
-        self.record_traces(facts, now_ms);
+        self.record_traces(now_ms, true);
     }
 
     /// Closed windows after `index`, for the operators.
@@ -277,25 +280,36 @@ impl Shard {
         self.traces.skipped
     }
 
-    fn record_traces(&mut self, facts: Vec<TraceFacts>, now_ms: u64) {
+    /// Reads the traces that went quiet (all of them when `all`) into the
+    /// current window: retries per edge, paths and clusters.
+    fn record_traces(&mut self, now_ms: u64, all: bool) {
         let max = self.traces.settings().max_paths;
-        for f in facts {
-            let attempts: Vec<_> = f
-                .attempts
-                .iter()
-                .map(|(e, a, r)| {
-                    let key = self.edge_key(e.source.clone(), e.target.clone(), e.kind);
-                    (key, *a, *r)
-                })
-                .collect();
-            let window = self.windows.current(now_ms);
-            for (key, a, r) in attempts {
+        let Shard {
+            traces,
+            windows,
+            recorder,
+            names,
+            known_edges,
+            limits,
+            overflow,
+            ..
+        } = self;
+        let mut record = |f: &TraceFacts| {
+            let window = windows.current(now_ms);
+            for &(e, attempts, retries) in &f.attempts {
+                let (source, target) = (names.name(e.source), names.name(e.target));
+                let key = admit_edge(known_edges, limits, overflow, source, target, e.kind);
                 let edge = window.edge(&key);
-                edge.attempts += a;
-                edge.retries += r;
+                edge.attempts += attempts;
+                edge.retries += retries;
             }
-            traces::record_paths(&mut window.paths, &f, max);
-            traces::record_cluster(&mut window.clusters, &f, max);
+            recorder.paths(&mut window.paths, f, names, max);
+            recorder.cluster(&mut window.clusters, f, names, max);
+        };
+        if all {
+            traces.expire_all(&mut record);
+        } else {
+            traces.expire(now_ms, &mut record);
         }
     }
 
@@ -430,24 +444,14 @@ impl Shard {
     }
 
     fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> EdgeKey {
-        let key = EdgeKey {
-            source,
-            target,
+        admit_edge(
+            &mut self.known_edges,
+            &self.limits,
+            &self.overflow,
+            &source,
+            &target,
             kind,
-        };
-        if self.known_edges.contains(&key) {
-            return key;
-        }
-        if !self.limits.admit_edge(&key) {
-            let o = self.overflow.clone();
-            return EdgeKey {
-                source: o.clone(),
-                target: o,
-                kind,
-            };
-        }
-        self.known_edges.insert(key.clone());
-        key
+        )
     }
 
     /// An operation name, interned without admitting it (bounded like the
@@ -485,4 +489,33 @@ fn edge_kind_to(kind: NodeKind) -> EdgeKind {
         NodeKind::Messaging => EdgeKind::Messaging,
         NodeKind::Service | NodeKind::External => EdgeKind::External,
     }
+}
+
+/// The key an edge is counted under: its own once admitted against
+/// `max_edges`, else the overflow edge.
+fn admit_edge(
+    known: &mut HashSet<EdgeKey, ahash::RandomState>,
+    limits: &Limits,
+    overflow: &Arc<str>,
+    source: &Arc<str>,
+    target: &Arc<str>,
+    kind: EdgeKind,
+) -> EdgeKey {
+    let key = EdgeKey {
+        source: source.clone(),
+        target: target.clone(),
+        kind,
+    };
+    if known.contains(&key) {
+        return key;
+    }
+    if !limits.admit_edge(&key) {
+        return EdgeKey {
+            source: overflow.clone(),
+            target: overflow.clone(),
+            kind,
+        };
+    }
+    known.insert(key.clone());
+    key
 }

@@ -154,11 +154,13 @@ impl<'a> FastDecoder<'a> {
             }
         }
         let (resource, res_attrs) = Resource::from_attributes(self.resource_attrs.iter().copied());
+        // Asked once per resource, not per span: most resources carry none.
+        let fill = (!res_attrs.is_empty()).then_some(&res_attrs);
         let mut r = Reader::new(body);
         while let Some((tag, wt)) = r.key()? {
             if tag == 2 {
                 let ss = r.message(&RESOURCE_SPANS, tag, wt, ctx)?;
-                self.scope_spans(ss, ctx - 1, &resource, &res_attrs)?;
+                self.scope_spans(ss, ctx - 1, &resource, fill)?;
             } else {
                 r.field(&RESOURCE_SPANS, tag, wt, ctx)?;
             }
@@ -187,7 +189,7 @@ impl<'a> FastDecoder<'a> {
         body: &'a [u8],
         ctx: u32,
         resource: &Arc<Resource>,
-        res_attrs: &Attributes,
+        res_attrs: Option<&Attributes>,
     ) -> Result<(), WireError> {
         let mut r = Reader::new(body);
         while let Some((tag, wt)) = r.key()? {
@@ -207,7 +209,7 @@ impl<'a> FastDecoder<'a> {
         body: &'a [u8],
         ctx: u32,
         resource: &Arc<Resource>,
-        res_attrs: &Attributes,
+        res_attrs: Option<&Attributes>,
     ) -> Result<(), WireError> {
         let mut p = SpanParts::default();
         let mut r = Reader::new(body);
@@ -259,7 +261,7 @@ impl<'a> FastDecoder<'a> {
             }
         };
         let mut attributes = p.attributes;
-        if !res_attrs.is_empty() {
+        if let Some(res_attrs) = res_attrs {
             attributes.fill_from(res_attrs);
         }
         if let Some((2, message)) = p.status {
@@ -317,6 +319,9 @@ fn key_value(body: &[u8], ctx: u32) -> Result<(&str, Option<Value<'_>>), WireErr
 /// the shortcut never decides what the general loop would not.
 #[inline]
 fn canonical_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>)> {
+    if let Some(kv) = short_key_value(body, ctx) {
+        return Some(kv);
+    }
     const KEY: u8 = 1 << 3 | 2;
     const VALUE: u8 = 2 << 3 | 2;
     const STRING: u8 = 1 << 3 | 2;
@@ -341,6 +346,33 @@ fn canonical_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>
         _ => return None,
     };
     a.buf.is_empty().then_some((key, Some(value)))
+}
+
+/// The canonical shape again, for the commonest case of all: a key and a
+/// string value each shorter than 128 bytes, so every length is one byte and
+/// the whole attribute is read by indexing. This is most attributes of most
+/// spans, and the general reader's per-field bookkeeping was the largest
+/// single cost of decoding. Anything else returns `None`.
+#[inline]
+fn short_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>)> {
+    // key (field 1, bytes) | key_len | key | value (field 2) | any_len |
+    // string_value (field 1, bytes) | str_len | str
+    let [0x0a, key_len, rest @ ..] = body else {
+        return None;
+    };
+    let key_len = usize::from(*key_len);
+    if key_len >= 0x80 || ctx == 0 || rest.len() < key_len + 4 {
+        return None;
+    }
+    let (key, value) = rest.split_at(key_len);
+    let [0x12, any_len, 0x0a, str_len, text @ ..] = value else {
+        return None;
+    };
+    let (any_len, str_len) = (usize::from(*any_len), usize::from(*str_len));
+    if any_len >= 0x80 || str_len >= 0x80 || any_len != str_len + 2 || text.len() != str_len {
+        return None;
+    }
+    Some((utf8(key)?, Some(Value::Str(utf8(text)?))))
 }
 
 fn any_value<'a>(body: &'a [u8], ctx: u32, value: &mut Option<Value<'a>>) -> Result<(), WireError> {

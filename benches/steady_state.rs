@@ -1,0 +1,74 @@
+//! decode + aggregate in the steady state, without a benchmark harness: the
+//! figure to read next to `decode_aggregate`, and the program to profile.
+//!
+//! Requests of the standard shape (5 services, 10 attributes, 512 spans)
+//! are generated up front — so the profile shows faultline, not the load
+//! generator — with fresh trace ids and a clock that moves 10 ms per
+//! request. One shard then decodes and aggregates them, ticking every
+//! 100 ms of that clock: windows close, pairs settle and traces are read
+//! as they would be live. The first third of the requests warms up.
+//!
+//! Run: `cargo bench --bench steady_state` (prints spans/s per stage), or
+//! `benches/profile.sh` for the callgrind profile of the same loop.
+//! `STEADY_REQUESTS` sets how many requests (default 600: 307 200 spans,
+//! 6 s of simulated time, so traces go quiet and are read).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use faultline::graph::{GraphSettings, Limits, Shard};
+use faultline::loadgen::{Generator, SpanShape};
+use faultline::receivers::otlp_fast;
+
+const BASE_MS: u64 = 1_700_000_000_000;
+const STEP_MS: u64 = 10;
+const TICK_MS: u64 = 100;
+
+fn main() {
+    let requests: usize = std::env::var("STEADY_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let shape = SpanShape::default();
+    let mut generator = Generator::new(shape.clone(), 7);
+    let bodies: Vec<(Vec<u8>, u64)> = (1..=requests as u64)
+        .map(|i| {
+            let at_ms = BASE_MS + i * STEP_MS;
+            let request = generator.request(at_ms * 1_000_000);
+            (prost::Message::encode_to_vec(&request), at_ms)
+        })
+        .collect();
+    let warm = requests / 3;
+    let settings = GraphSettings {
+        shards: 1,
+        ..GraphSettings::default()
+    };
+    let mut shard = Shard::new(Arc::new(Limits::new(settings)));
+    let mut ticked = BASE_MS;
+    let (mut decode_s, mut total_s, mut spans) = (0.0, 0.0, 0usize);
+    for (i, (body, now)) in bodies.iter().enumerate() {
+        let t0 = Instant::now();
+        let batch = otlp_fast::decode(body).expect("generated requests are valid");
+        let t1 = Instant::now();
+        batch.spans.iter().for_each(|s| shard.ingest(s, *now));
+        if *now >= ticked + TICK_MS {
+            shard.tick(*now);
+            ticked = *now;
+        }
+        drop(batch);
+        let t2 = Instant::now();
+        if i >= warm {
+            decode_s += (t1 - t0).as_secs_f64();
+            total_s += (t2 - t0).as_secs_f64();
+            spans += shape.batch;
+        }
+    }
+    let rate = |s: f64| spans as f64 / s / 1e3;
+    println!(
+        "steady_state: {spans} spans after {warm} warm-up requests; decode {:.0} k spans/s, \
+         decode+aggregate {:.0} k spans/s, aggregate alone {:.0} k spans/s",
+        rate(decode_s),
+        rate(total_s),
+        rate(total_s - decode_s)
+    );
+}
