@@ -109,8 +109,13 @@ impl Shard {
             end: span.end_unix_nano,
             service: self.names.sym(&service),
             name: self.names.sym(&op),
-            peer: peer.as_ref().map_or(Symbols::NONE, |p| self.names.sym(&p.name)),
-            resend: span.attributes.http_resend_count.map(|n| n.clamp(0, u32::MAX.into()) as u32),
+            peer: peer
+                .as_ref()
+                .map_or(Symbols::NONE, |p| self.names.sym(&p.name)),
+            resend: span
+                .attributes
+                .http_resend_count
+                .map(|n| n.clamp(0, u32::MAX.into()) as u32),
             peer_kind: peer.as_ref().map_or(NodeKind::External, |p| p.kind),
             kind: span.kind,
             failed,

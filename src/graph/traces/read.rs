@@ -117,7 +117,12 @@ impl Reader {
         };
         walk.run(root);
         distinct_edges(&tree, &mut self.facts.edges);
-        attempts(&tree, retry_gap_ns, &mut self.calls, &mut self.facts.attempts);
+        attempts(
+            &tree,
+            retry_gap_ns,
+            &mut self.calls,
+            &mut self.facts.attempts,
+        );
         &self.facts
     }
 
@@ -128,12 +133,13 @@ impl Reader {
             .extend(spans.iter().enumerate().map(|(i, s)| (s.span_id, i as u32)));
         self.ids.sort_unstable();
         self.parent_of.clear();
-        self.parent_of.extend(spans.iter().enumerate().map(|(i, s)| {
-            match self.ids.binary_search_by_key(&s.parent, |&(id, _)| id) {
-                Ok(at) if s.parent != 0 && self.ids[at].1 != i as u32 => self.ids[at].1,
-                _ => NONE,
-            }
-        }));
+        self.parent_of
+            .extend(spans.iter().enumerate().map(|(i, s)| {
+                match self.ids.binary_search_by_key(&s.parent, |&(id, _)| id) {
+                    Ok(at) if s.parent != 0 && self.ids[at].1 != i as u32 => self.ids[at].1,
+                    _ => NONE,
+                }
+            }));
         self.child_start.clear();
         self.child_start.resize(n + 1, 0);
         for &p in &self.parent_of {
@@ -159,7 +165,10 @@ impl Reader {
         fill.clear();
         std::mem::swap(&mut fill, &mut self.exits);
         for i in 0..n {
-            let (a, b) = (self.child_start[i] as usize, self.child_start[i + 1] as usize);
+            let (a, b) = (
+                self.child_start[i] as usize,
+                self.child_start[i + 1] as usize,
+            );
             self.children[a..b].sort_by_key(|&c| spans[c as usize].start);
         }
     }
@@ -306,11 +315,11 @@ impl Walk<'_, '_> {
     fn emit(&mut self) {
         let spans = self.tree.spans;
         self.durations.clear();
-        self.durations.extend(
-            self.hops
-                .iter()
-                .map(|&h| spans[h as usize].end.saturating_sub(spans[h as usize].start)),
-        );
+        self.durations.extend(self.hops.iter().map(|&h| {
+            spans[h as usize]
+                .end
+                .saturating_sub(spans[h as usize].start)
+        }));
         let failed = self.hops.iter().any(|&h| {
             let h = h as usize;
             spans[h].failed || self.tree.callee(h).is_some_and(|s| spans[s].failed)
