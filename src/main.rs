@@ -218,7 +218,10 @@ enum Command {
     ///
     ///   faultline loadgen --services 20 --depth 3 --fan-out 3 --attributes 20
     ///
-    /// Works against any OTLP trace receiver; --metrics only against faultline.
+    ///   faultline loadgen --rate 200000 --probes 60 --metrics http://127.0.0.1:8080/metrics
+    ///
+    /// Works against any OTLP trace receiver; --metrics and --probes only
+    /// against faultline.
     Loadgen(Box<loadgen::LoadgenArgs>),
     /// Run fault experiments against a live system.
     #[command(subcommand)]

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use faultline::loadgen::probe::ProbeSettings;
 use faultline::loadgen::run::{run, LoadConfig, Protocol};
 use faultline::loadgen::SpanShape;
 
@@ -22,6 +23,7 @@ fn config(protocol: Protocol, endpoint: String, metrics: String) -> LoadConfig {
         gzip: false,
         metrics_url: Some(metrics),
         templates: 4,
+        probes: None,
     }
 }
 
@@ -74,6 +76,60 @@ async fn http_gzip_load_at_a_rate_is_accepted_exactly_and_not_exceeded() {
     );
     // The rate is a ceiling: 1.5 s at 20 k/s, plus the requests already due.
     assert!(report.spans_sent <= 30_000 + 2 * 200, "{report:?}");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_see_their_edge_in_the_graph_and_the_signals() {
+    let running = serve().await;
+    let endpoint = format!("http://{}", running.grpc.expect("grpc enabled"));
+    let mut load = config(Protocol::Grpc, endpoint, metrics_url(&running));
+    load.rate = Some(20_000.0);
+    load.probes = Some(ProbeSettings {
+        count: 3,
+        api: format!("http://{}", running.api.expect("api enabled")),
+        timeout: Duration::from_secs(8),
+    });
+    let report = run(load).await.expect("load runs");
+    assert_eq!(report.failed_requests, 0, "{:?}", report.first_error);
+    let probes = report.probes.as_ref().expect("a probe report");
+    assert_eq!((probes.sent, probes.failed), (3, 0), "{probes:?}");
+    assert_eq!(
+        (probes.graph.seen, probes.graph.missed),
+        (3, 0),
+        "{probes:?}"
+    );
+    assert_eq!(
+        (probes.signals.seen, probes.signals.missed),
+        (3, 0),
+        "{probes:?}"
+    );
+    let (graph, signals) = (&probes.graph, &probes.signals);
+    assert!(graph.p50_ms > 0.0 && graph.p50_ms <= graph.p99_ms && graph.p99_ms <= graph.max_ms);
+    // A signal waits for its window (1 s) to close: never before the graph.
+    assert!(signals.p50_ms >= graph.p50_ms, "{probes:?}");
+    // The probes' spans are accepted too, and counted in the loss check.
+    assert_eq!(probes.spans_accepted, 6);
+    assert_eq!(
+        report.server_accepted,
+        Some(report.expected_accepted()),
+        "{report:?}"
+    );
+    let all = wait_for_graph(&running, |g| {
+        g["edges"].as_array().is_some_and(|edges| {
+            edges
+                .iter()
+                .filter(|e| {
+                    e["source"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("probe-"))
+                })
+                .count()
+                == 3
+        })
+    })
+    .await;
+    assert!(edge(&all, "svc-0", "svc-1").is_some());
     running.stop().await.unwrap();
 }
 
@@ -135,6 +191,8 @@ fn help_is_a_manual() {
         "--error-ratio",
         "--gzip",
         "--metrics",
+        "--probes",
+        "--api",
         "flat out",
         "Examples",
     ] {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::loadgen::probe::{ProbeSettings, Visibility};
 use crate::loadgen::run::{self, LoadConfig, Protocol, Report};
 use crate::loadgen::SpanShape;
 
@@ -81,9 +82,9 @@ pub struct LoadgenArgs {
     pub error_ratio: f64,
 
     /// Compress requests with gzip (gRPC message compression, or
-    /// `Content-Encoding: gzip` for HTTP). Compression costs the load
-    /// generator CPU too: with one core for it, gzip lowers the rate it can
-    /// offer.
+    /// `Content-Encoding: gzip` for HTTP), at level 1, before the export
+    /// call's clock starts. Compression costs the load generator CPU too:
+    /// with one core for it, gzip lowers the rate it can offer.
     #[arg(long)]
     pub gzip: bool,
 
@@ -91,6 +92,26 @@ pub struct LoadgenArgs {
     /// before and after the run to report what the server accepted.
     #[arg(long)]
     pub metrics: Option<String>,
+
+    /// Send N visibility probes, evenly over the run: each is one small
+    /// trace with a service pair of its own (`probe-<run>-<k>` calls
+    /// `probe-<run>-<k>-srv`), sent on its own connection, after which
+    /// faultline's API is polled every 10 ms until the edge is in
+    /// `GET /api/graph` and a signal record for it is in `GET /api/signals`
+    /// (signals exist once the probe's window has closed and been
+    /// evaluated). Prints p50/p99/max of both delays, measured from the
+    /// export call. Needs faultline's API (--api, or --metrics).
+    #[arg(long, default_value_t = 0)]
+    pub probes: usize,
+
+    /// faultline's HTTP API for the probes, e.g. `http://127.0.0.1:8080`.
+    /// Default: --metrics without its `/metrics` path.
+    #[arg(long)]
+    pub api: Option<String>,
+
+    /// How long a probe waits to be seen before it counts as missed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub probe_timeout: Duration,
 
     /// Print the report as one JSON object instead of text (for scripts).
     #[arg(long)]
@@ -136,7 +157,27 @@ impl LoadgenArgs {
             gzip: self.gzip,
             metrics_url: self.metrics.clone(),
             templates: self.templates(),
+            probes: self.probe_settings(),
         }
+    }
+
+    /// The probes to send, if any; without an API URL the run fails when it
+    /// starts, with a message that says so.
+    fn probe_settings(&self) -> Option<ProbeSettings> {
+        (self.probes > 0).then(|| ProbeSettings {
+            count: self.probes,
+            api: self
+                .api
+                .clone()
+                .or_else(|| {
+                    let metrics = self.metrics.as_deref()?;
+                    Some(metrics.strip_suffix("/metrics")?.to_owned())
+                })
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            timeout: self.probe_timeout,
+        })
     }
 }
 
@@ -151,6 +192,9 @@ impl LoadgenArgs {
 
 /// Entry point of `faultline loadgen`.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+    if args.probes > 0 && args.api.is_none() && args.metrics.is_none() {
+        anyhow::bail!("--probes needs faultline's API: pass --api http://HOST:PORT (or --metrics)");
+    }
     let report = run::run(args.config()).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -201,5 +245,20 @@ pub fn render(r: &Report) -> String {
         }
         None => out += "server accepted: not read (pass --metrics URL)\n",
     }
+    if let Some(p) = &r.probes {
+        out += &format!(
+            "visibility ({} probes, {} failed to send, timeout {:.0} s):\n",
+            p.sent, p.failed, p.timeout_seconds
+        );
+        out += &visibility_line("in /api/graph", &p.graph);
+        out += &visibility_line("in /api/signals", &p.signals);
+    }
     out
+}
+
+fn visibility_line(what: &str, v: &Visibility) -> String {
+    format!(
+        "  {what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} seen, {} missed)\n",
+        v.p50_ms, v.p99_ms, v.max_ms, v.seen, v.missed
+    )
 }

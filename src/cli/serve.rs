@@ -234,17 +234,23 @@ async fn start_experiments(
 
 /// Closes windows, expires pending pairs and evaluates closed windows on a
 /// fixed beat; flushes the exporters on the way out.
+///
+/// The beat falls on the wall clock's multiples of `every` (just after
+/// them), as window boundaries do, so when `every` divides the window
+/// length a window is evaluated as soon as it closes. An unaligned beat
+/// (`tokio::time::interval` from start-up) waited up to one more `every`
+/// after the close: with 1 s windows and ticks, a span's signals appeared
+/// up to 2 s after it arrived instead of up to 1 s.
 async fn tick(
     graph: Graph,
     mut live: Live,
     every: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut interval = tokio::time::interval(every);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = interval.tick() => {
+            _ = tokio::time::sleep(until_beat(crate::graph::now_ms(), every)) => {
                 graph.tick().await;
                 live = live.step().await?;
             }
@@ -253,6 +259,18 @@ async fn tick(
     }
     tokio::task::spawn_blocking(move || live.flush(std::time::Duration::from_secs(5))).await?;
     Ok(())
+}
+
+/// Past a beat, how long to wait: the shard threads read the wall clock
+/// again, and a window closes only once it reads past the boundary.
+const BEAT_MARGIN_MS: u64 = 2;
+
+/// How long from `now_ms` (ms since the epoch) to the next beat: the next
+/// multiple of `every`, plus [`BEAT_MARGIN_MS`].
+fn until_beat(now_ms: u64, every: std::time::Duration) -> std::time::Duration {
+    let every_ms = (every.as_millis() as u64).max(1);
+    let beat = (now_ms / every_ms + 1) * every_ms + BEAT_MARGIN_MS;
+    std::time::Duration::from_millis(beat - now_ms)
 }
 
 impl Running {
@@ -310,4 +328,34 @@ pub async fn run(config: PipelineConfig) -> anyhow::Result<()> {
         }
     }
     running.run_until_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until_beat;
+    use std::time::Duration;
+
+    #[test]
+    fn the_beat_falls_just_after_the_clock_multiples() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            until_beat(1_700_000_000_500, second),
+            Duration::from_millis(502)
+        );
+        // On a boundary (a beat just ran): the next one, not this one again.
+        assert_eq!(
+            until_beat(1_700_000_000_000, second),
+            Duration::from_millis(1_002)
+        );
+        assert_eq!(
+            until_beat(1_700_000_000_001, second),
+            Duration::from_millis(1_001)
+        );
+        let tenth = Duration::from_millis(100);
+        assert_eq!(
+            until_beat(1_700_000_000_050, tenth),
+            Duration::from_millis(52)
+        );
+        assert_eq!(until_beat(5, Duration::ZERO), Duration::from_millis(3));
+    }
 }

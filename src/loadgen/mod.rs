@@ -12,6 +12,8 @@
 //! re-sent with fresh ids and times at no encoding cost, and [`run`] drives
 //! the load against a collector.
 
+mod client;
+pub mod probe;
 pub mod run;
 pub mod template;
 

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Latency at half load, and throughput with gzip input: three targets of
+# issue 8, end to end.
+#
+# Builds faultline (release) unless FAULTLINE_BIN is given, then, with
+# `faultline serve` (default pipeline) pinned to SERVER_CPU and
+# `faultline loadgen` over OTLP/gRPC pinned to LOADGEN_CPU, a fresh server
+# for each run:
+#
+# 1. max load: flat out for MAX_DURATION; its spans/s is the maximum;
+# 2. half load: LOAD_SHARE (0.5) of that maximum for DURATION, with PROBES
+#    visibility probes (`loadgen --probes`): export-call p50/p99 and how
+#    long a probe's edge takes to show in `GET /api/graph` and a signal
+#    record for it in `GET /api/signals`, then `PASS`/`FAIL` lines against
+#    export p99 <= 5 ms and visibility p99 <= 1 s;
+# 3. gzip: flat out with `--gzip` (level-1 gzip messages) for GZIP_DURATION:
+#    spans/s with the server on one core, the CPU each side used, and
+#    `PASS`/`FAIL` against 400 k spans/s per core.
+#
+# The machine's load average is printed first: on a shared machine the
+# figures move with it, so run it more than once.
+#
+# Usage: benches/latency.sh
+# Knobs (environment): MAX_DURATION (5s), DURATION (30s), LOAD_SHARE (0.5),
+# PROBES (60), CONCURRENCY (8), GZIP_DURATION (10s), GZIP_CONCURRENCY (8),
+# PHASES ("latency gzip"), SERVER_CPU (0), LOADGEN_CPU (1), GRPC_PORT
+# (48317; the next two ports too), CONFIG (a pipeline file for the server
+# instead of the default), CARGO_TARGET_DIR, FAULTLINE_BIN (a built binary
+# to use instead of building).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+MAX_DURATION=${MAX_DURATION:-5s}
+DURATION=${DURATION:-30s}
+LOAD_SHARE=${LOAD_SHARE:-0.5}
+PROBES=${PROBES:-60}
+CONCURRENCY=${CONCURRENCY:-8}
+GZIP_DURATION=${GZIP_DURATION:-10s}
+GZIP_CONCURRENCY=${GZIP_CONCURRENCY:-8}
+PHASES=${PHASES:-latency gzip}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+GRPC_PORT=${GRPC_PORT:-48317}
+HTTP_PORT=$((GRPC_PORT + 1))
+API_PORT=$((GRPC_PORT + 2))
+TARGET=${CARGO_TARGET_DIR:-target}
+
+command -v taskset >/dev/null || { echo "latency.sh: needs taskset (util-linux)" >&2; exit 1; }
+
+if [ -z "${FAULTLINE_BIN:-}" ]; then
+  echo "building faultline (release)..." >&2
+  cargo build --release --quiet
+  FAULTLINE_BIN=$TARGET/release/faultline
+fi
+# A private copy: the shared target dir may be rebuilt under us.
+DATA=$(mktemp -d)
+FAULTLINE=$DATA/faultline
+cp "$FAULTLINE_BIN" "$FAULTLINE"
+SERVE_ARGS=()
+[ -n "${CONFIG:-}" ] && SERVE_ARGS+=(--config "$CONFIG")
+
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+on_signal() { exit 130; }
+trap on_signal INT TERM
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "latency.sh: nothing listens on port $1; the server said:" >&2
+  cat "$DATA/server.log" >&2
+  exit 1
+}
+
+# utime + stime of a process (all threads), in seconds.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+# Seconds the process's threads spent waiting on a run queue (runnable, CPU
+# busy with something else): on a shared machine, the time other processes
+# took from the server's core. 0 where schedstats are off.
+wait_seconds() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ w += $2 } END { printf "%.3f", w / 1e9 }'
+}
+
+start_server() {
+  rm -rf "$DATA/faultline-data"
+  env FAULTLINE_GRPC_ENDPOINT=127.0.0.1:$GRPC_PORT FAULTLINE_HTTP_ENDPOINT=127.0.0.1:$HTTP_PORT \
+    FAULTLINE_API_ENDPOINT=127.0.0.1:$API_PORT FAULTLINE_PROXY_ENDPOINT=127.0.0.1:0 \
+    FAULTLINE_DATA_DIR="$DATA/faultline-data" FAULTLINE_LOG=warn \
+    taskset -c "$SERVER_CPU" "$FAULTLINE" serve "${SERVE_ARGS[@]}" >"$DATA/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_for_port "$GRPC_PORT"
+  wait_for_port "$API_PORT"
+}
+
+stop_server() {
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+# loadgen OUT ARGS...: the load generator's JSON report into OUT; its CPU
+# seconds (user + system) into OUT.cpu.
+loadgen() {
+  local out=$1
+  shift
+  local TIMEFORMAT='%3U %3S'
+  { time taskset -c "$LOADGEN_CPU" "$FAULTLINE" loadgen --endpoint "http://127.0.0.1:$GRPC_PORT" \
+      --metrics "http://127.0.0.1:$API_PORT/metrics" --json "$@" >"$out" 2>"$out.log"; } 2>"$out.cpu"
+}
+
+field() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+echo "latency.sh: load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs; server on CPU $SERVER_CPU, load generator on CPU $LOADGEN_CPU"
+
+for phase in $PHASES; do
+  case $phase in
+  latency)
+    echo "latency: finding max load (flat out, $MAX_DURATION, $CONCURRENCY connections)..." >&2
+    start_server
+    mwait0=$(wait_seconds "$SERVER_PID")
+    loadgen "$DATA/max.json" --duration "$MAX_DURATION" --concurrency "$CONCURRENCY"
+    mwait1=$(wait_seconds "$SERVER_PID")
+    stop_server
+    MAX=$(field "$DATA/max.json" spans_per_second)
+    RATE=$(python3 -c "print(round($MAX * $LOAD_SHARE))")
+    echo "latency: running at $RATE spans/s for $DURATION with $PROBES probes..." >&2
+    start_server
+    cpu0=$(cpu_seconds "$SERVER_PID") wait0=$(wait_seconds "$SERVER_PID")
+    loadgen "$DATA/paced.json" --rate "$RATE" --duration "$DURATION" --concurrency "$CONCURRENCY" \
+      --probes "$PROBES"
+    cpu1=$(cpu_seconds "$SERVER_PID") wait1=$(wait_seconds "$SERVER_PID")
+    stop_server
+    python3 - "$DATA/max.json" "$DATA/paced.json" "$LOAD_SHARE" "$cpu0" "$cpu1" "$wait0" "$wait1" \
+      "$mwait0" "$mwait1" <<'PY'
+import json, sys
+m, r, share = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+cpu0, cpu1, wait0, wait1, mwait0, mwait1 = map(float, sys.argv[4:10])
+def lost(x):
+    probes = (x.get("probes") or {}).get("spans_accepted", 0)
+    return x["spans_sent"] - x["spans_rejected"] + probes - (x["server_accepted"] or 0)
+print(f"latency: max load {m['spans_per_second']:.0f} spans/s (export p50 {m['latency_p50_ms']:.2f} ms, "
+      f"p99 {m['latency_p99_ms']:.2f} ms; failed {m['failed_requests']}, unaccounted {lost(m)}; "
+      f"the server waited {mwait1 - mwait0:.2f} s of {m['elapsed_seconds']:.1f} s for its core)")
+print(f"latency: at {share:.0%} of it: {r['spans_per_second']:.0f} spans/s, export p50 {r['latency_p50_ms']:.2f} ms, "
+      f"p99 {r['latency_p99_ms']:.2f} ms, max {r['latency_max_ms']:.2f} ms "
+      f"(failed {r['failed_requests']}, unaccounted {lost(r)})")
+elapsed = r["elapsed_seconds"]
+print(f"latency: server CPU {cpu1 - cpu0:.2f} s = {(cpu1 - cpu0) / elapsed:.0%} of its core; "
+      f"it waited {wait1 - wait0:.2f} s for its core (other processes, other threads)")
+p = r["probes"]
+for name in ("graph", "signals"):
+    v = p[name]
+    print(f"latency: visible in /api/{name}: p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms, "
+          f"max {v['max_ms']:.1f} ms ({v['seen']} of {p['sent']} probes seen, {v['missed']} missed)")
+def verdict(what, value, limit, ok):
+    print(f"{what}: {value:.2f} ms {'<=' if ok else '>'} {limit} ms: {'PASS' if ok else 'FAIL'}")
+verdict("export p99 at half load", r["latency_p99_ms"], 5, r["latency_p99_ms"] <= 5 and r["failed_requests"] == 0)
+for name in ("graph", "signals"):
+    v = p[name]
+    worst = v["p99_ms"] if v["missed"] == 0 else float("inf")
+    verdict(f"visibility p99 in /api/{name}", worst, 1000, worst <= 1000 and v["seen"] > 0)
+PY
+    ;;
+  gzip)
+    echo "gzip: flat out with gzip over gRPC for $GZIP_DURATION, $GZIP_CONCURRENCY connections..." >&2
+    start_server
+    cpu0=$(cpu_seconds "$SERVER_PID") wait0=$(wait_seconds "$SERVER_PID")
+    loadgen "$DATA/gzip.json" --gzip --duration "$GZIP_DURATION" --concurrency "$GZIP_CONCURRENCY"
+    cpu1=$(cpu_seconds "$SERVER_PID") wait1=$(wait_seconds "$SERVER_PID")
+    stop_server
+    python3 - "$DATA/gzip.json" "$cpu0" "$cpu1" "$(cat "$DATA/gzip.json.cpu")" "$wait0" "$wait1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+server = float(sys.argv[3]) - float(sys.argv[2])
+loadgen = sum(map(float, sys.argv[4].split()))
+waited = float(sys.argv[6]) - float(sys.argv[5])
+elapsed = r["elapsed_seconds"]
+lost = r["spans_sent"] - r["spans_rejected"] - (r["server_accepted"] or 0)
+rate = r["spans_per_second"]
+per_cpu_s = r["spans_sent"] / max(server, 1e-9)
+print(f"gzip: {rate:.0f} spans/s over OTLP/gRPC with gzip, export p50 {r['latency_p50_ms']:.2f} ms, "
+      f"p99 {r['latency_p99_ms']:.2f} ms (failed {r['failed_requests']}, unaccounted {lost})")
+print(f"gzip: server CPU {server:.2f} s = {server / elapsed:.0%} of its core "
+      f"({per_cpu_s:.0f} spans per CPU second), it waited {waited:.2f} s for its core; "
+      f"load generator CPU {loadgen:.2f} s = {loadgen / elapsed:.0%} of its core")
+if server / elapsed < 0.9:
+    print("gzip: the server did not fill its core: the load generator (or the machine) limited the rate")
+ok = rate >= 400_000 and r["failed_requests"] == 0 and lost == 0
+print(f"gzip spans/s per core: {rate:.0f} {'>=' if ok else '<'} 400000: {'PASS' if ok else 'FAIL'}")
+PY
+    ;;
+  *)
+    echo "latency.sh: unknown phase $phase (latency, gzip)" >&2
+    exit 1
+    ;;
+  esac
+done

@@ -1,0 +1,266 @@
+//! One connection to the collector under load: sends encoded OTLP requests
+//! over gRPC or HTTP, plain or gzip, and reads back what the collector
+//! refused.
+//!
+//! Gzip is done here, at level 1 (`Compression::fast()`), for both
+//! transports, not by tonic: tonic compresses at level 6 with no way to
+//! choose, which took the load generator 8.6 s of CPU in a 10 s run and made
+//! it, not the collector, the bottleneck (271 k spans/s). A gzip gRPC
+//! request is therefore framed by hand (compressed flag, length, message)
+//! and sent through tonic's channel as a plain HTTP/2 request; the reply is
+//! read back with tonic's own status parsing.
+
+use std::future::poll_fn;
+use std::io::Write;
+
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{http, Service};
+use tonic::transport::Channel;
+
+use super::run::{LoadConfig, LoadError, Protocol};
+
+pub(super) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Bytes of a gRPC message's prefix: compressed flag, then big-endian length.
+const GRPC_PREFIX: usize = 5;
+
+/// One connection to the collector. Clones share the connection.
+#[derive(Clone)]
+pub(super) enum Client {
+    Grpc(tonic::client::Grpc<Channel>),
+    /// gRPC with messages this side compressed (see the module docs).
+    GrpcGzip {
+        channel: Channel,
+        uri: http::Uri,
+    },
+    Http {
+        http: reqwest::Client,
+        url: String,
+        gzip: bool,
+    },
+}
+
+impl Client {
+    pub(super) async fn connect(
+        config: &LoadConfig,
+        http: &reqwest::Client,
+    ) -> Result<Client, LoadError> {
+        let fail = |message: String| LoadError::Connect {
+            endpoint: config.endpoint.clone(),
+            message,
+        };
+        match config.protocol {
+            Protocol::Grpc => {
+                let channel = tonic::transport::Endpoint::new(config.endpoint.clone())
+                    .map_err(|e| fail(e.to_string()))?
+                    .connect()
+                    .await
+                    .map_err(|e| fail(format!("{e}: {}", source_of(&e))))?;
+                if config.gzip {
+                    let uri = format!("{}{EXPORT_PATH}", config.endpoint.trim_end_matches('/'))
+                        .parse()
+                        .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+                    Ok(Client::GrpcGzip { channel, uri })
+                } else {
+                    Ok(Client::Grpc(tonic::client::Grpc::new(channel)))
+                }
+            }
+            Protocol::Http => Ok(Client::Http {
+                http: http.clone(),
+                url: config.endpoint.clone(),
+                gzip: config.gzip,
+            }),
+        }
+    }
+
+    /// What [`Client::export`] sends for one encoded
+    /// `ExportTraceServiceRequest`: the message, gzipped if this client
+    /// sends gzip (for gRPC, framed as well).
+    pub(super) fn body(&self, message: &[u8]) -> Bytes {
+        match self {
+            Client::GrpcGzip { .. } => gzip_grpc_frame(message),
+            Client::Http { gzip: true, .. } => gzip_to(Vec::new(), message).into(),
+            _ => Bytes::copy_from_slice(message),
+        }
+    }
+
+    /// Sends one [`Client::body`]; the spans the collector refused, or why
+    /// the call failed.
+    pub(super) async fn export(&mut self, body: Bytes) -> Result<u64, String> {
+        match self {
+            Client::Grpc(grpc) => {
+                grpc.ready().await.map_err(|e| e.to_string())?;
+                let path = EXPORT_PATH.parse().map_err(|e| format!("{e}"))?;
+                let response = grpc
+                    .unary(tonic::Request::new(body), path, RawCodec)
+                    .await
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+                Ok(rejected(&response.into_inner()))
+            }
+            Client::GrpcGzip { channel, uri } => export_gzip_grpc(channel, uri.clone(), body).await,
+            Client::Http { http, url, gzip } => {
+                let mut request = http
+                    .post(url.as_str())
+                    .header("content-type", "application/x-protobuf");
+                if *gzip {
+                    request = request.header("content-encoding", "gzip");
+                }
+                let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}"));
+                }
+                let reply: ExportTraceServiceResponse =
+                    prost::Message::decode(bytes).map_err(|e| e.to_string())?;
+                Ok(rejected(&reply))
+            }
+        }
+    }
+}
+
+/// `message` gzipped at level 1 after what `out` already holds.
+fn gzip_to(out: Vec<u8>, message: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(message);
+    encoder.finish().unwrap_or_default()
+}
+
+/// One length-prefixed gRPC message, gzipped, with the compressed flag set.
+fn gzip_grpc_frame(message: &[u8]) -> Bytes {
+    let mut frame = gzip_to(vec![0; GRPC_PREFIX], message);
+    let len = (frame.len() - GRPC_PREFIX) as u32;
+    frame[0] = 1;
+    frame[1..GRPC_PREFIX].copy_from_slice(&len.to_be_bytes());
+    frame.into()
+}
+
+/// A unary gRPC call with an already framed, gzipped request.
+async fn export_gzip_grpc(
+    channel: &mut Channel,
+    uri: http::Uri,
+    frame: Bytes,
+) -> Result<u64, String> {
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(uri)
+        .version(http::Version::HTTP_2)
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .header("grpc-encoding", "gzip")
+        .body(tonic::body::Body::new(http_body_util::Full::new(frame)))
+        .map_err(|e| e.to_string())?;
+    poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|e| format!("{e}: {}", source_of(&e)))?;
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|e| format!("{e}: {}", source_of(&e)))?;
+    let (parts, body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(format!("HTTP {}", parts.status));
+    }
+    let body = body
+        .collect()
+        .await
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+    // The status is in the trailers, or in the headers of a trailers-only reply.
+    let status = body
+        .trailers()
+        .and_then(tonic::Status::from_header_map)
+        .or_else(|| tonic::Status::from_header_map(&parts.headers));
+    match status {
+        Some(s) if s.code() == tonic::Code::Ok => {}
+        Some(s) => return Err(format!("{:?}: {}", s.code(), s.message())),
+        None => return Err("the reply carries no grpc-status".into()),
+    }
+    let mut bytes = body.to_bytes();
+    if bytes.len() < GRPC_PREFIX || bytes[0] != 0 {
+        return Err("the reply is not one uncompressed gRPC message".into());
+    }
+    bytes.advance(1);
+    let len = bytes.get_u32() as usize;
+    let reply: ExportTraceServiceResponse =
+        prost::Message::decode(bytes.slice(..len.min(bytes.len()))).map_err(|e| e.to_string())?;
+    Ok(rejected(&reply))
+}
+
+fn rejected(reply: &ExportTraceServiceResponse) -> u64 {
+    reply
+        .partial_success
+        .as_ref()
+        .map_or(0, |p| p.rejected_spans.max(0) as u64)
+}
+
+pub(super) fn source_of(e: &dyn std::error::Error) -> String {
+    e.source().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Sends pre-encoded request bytes and decodes the OTLP response.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+struct RawEncoder;
+struct ResponseDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        let bytes = buf.copy_to_bytes(buf.remaining());
+        prost::Message::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_gzip_grpc_frame_is_flagged_and_length_prefixed() {
+        let message = b"spans spans spans spans spans spans".repeat(20);
+        let frame = gzip_grpc_frame(&message);
+        assert_eq!(frame[0], 1, "compressed flag");
+        let len = u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - GRPC_PREFIX);
+        assert!(len < message.len() / 4, "{len} bytes for {}", message.len());
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(&frame[GRPC_PREFIX..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert_eq!(inflated, message);
+    }
+}

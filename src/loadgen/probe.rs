@@ -1,0 +1,342 @@
+//! Visibility probes: how long after an export call a span shows up in
+//! faultline's API while the load runs.
+//!
+//! Each probe is one small trace on its own connection — a CLIENT span in
+//! `probe-<run>-<k>` and the SERVER span it parents in `probe-<run>-<k>-srv`
+//! — so its edge exists nowhere else. From just before the export call, the
+//! probe polls every [`POLL`]:
+//!
+//! * `GET /api/graph?window=N` until the edge is listed (N covers the
+//!   probe's timeout, so a window closing meanwhile does not hide it);
+//! * `GET /api/signals?target=edge:<client>-><server>&since=<send time>`
+//!   until a signal record for the edge exists. Signals are computed per
+//!   closed window, so this delay includes waiting for the window to close.
+//!
+//! The delays include the export call itself and up to one poll interval
+//! plus one API round trip of measurement slack.
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+use serde_json::Value;
+
+use super::client::Client;
+use super::run::{now_ns, LoadError};
+use super::string_kv;
+
+/// Time between two polls of the API by one probe.
+pub const POLL: Duration = Duration::from_millis(10);
+/// Spans in one probe.
+const PROBE_SPANS: u64 = 2;
+
+/// Probes to send during a run.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// Probes, spread evenly over the run.
+    pub count: usize,
+    /// faultline's HTTP API, e.g. `http://127.0.0.1:8080`.
+    pub api: String,
+    /// How long a probe waits for its edge and signal before counting them missed.
+    pub timeout: Duration,
+}
+
+/// What the probes saw.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeReport {
+    /// Probes whose export call succeeded, and failed.
+    pub sent: u64,
+    pub failed: u64,
+    /// Spans the collector accepted from the probes (for the loss check).
+    pub spans_accepted: u64,
+    pub timeout_seconds: f64,
+    /// Export call to the edge in `GET /api/graph`.
+    pub graph: Visibility,
+    /// Export call to a signal record of the edge in `GET /api/signals`.
+    pub signals: Visibility,
+}
+
+/// Delays from export call to visibility, over the probes sent.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Visibility {
+    pub seen: u64,
+    /// Not seen within the timeout.
+    pub missed: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Visibility {
+    fn of(delays: &mut [f64], missed: u64) -> Visibility {
+        delays.sort_by(f64::total_cmp);
+        Visibility {
+            seen: delays.len() as u64,
+            missed,
+            p50_ms: quantile(delays, 0.5),
+            p99_ms: quantile(delays, 0.99),
+            max_ms: delays.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The nearest-rank quantile of sorted values: with fewer than 100 values,
+/// p99 is the maximum.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Probes ready to run: the API answered and the window length is known.
+pub(super) struct Prober {
+    settings: ProbeSettings,
+    http: reqwest::Client,
+    /// `N` of `?window=N`: enough windows to cover a probe's timeout.
+    windows: u64,
+    /// Tells this run's probe services from an earlier run's.
+    run: u64,
+}
+
+impl Prober {
+    /// Checks that the API answers, and reads its window length.
+    pub(super) async fn prepare(
+        http: &reqwest::Client,
+        settings: ProbeSettings,
+    ) -> Result<Prober, LoadError> {
+        let url = format!("{}/api/graph?window=current", settings.api);
+        let fail = |message: String| LoadError::Api {
+            url: url.clone(),
+            message,
+        };
+        let graph = get_json(http, &url).await.map_err(fail)?;
+        let length = graph["window"]["length_seconds"]
+            .as_f64()
+            .filter(|l| *l > 0.0)
+            .ok_or_else(|| fail("the reply has no window.length_seconds".into()))?;
+        let windows = ((settings.timeout.as_secs_f64() + 1.0) / length).ceil() as u64 + 1;
+        Ok(Prober {
+            settings,
+            http: http.clone(),
+            windows: windows.clamp(2, 10_000),
+            run: (now_ns() >> 20) & 0xff_ffff,
+        })
+    }
+
+    /// Sends the probes evenly over `[start, start + duration)` and waits
+    /// for each to be seen or to time out.
+    pub(super) async fn run(
+        self,
+        client: Client,
+        start: Instant,
+        duration: Duration,
+    ) -> ProbeReport {
+        let count = self.settings.count.max(1);
+        let spacing = duration / count as u32;
+        let mut tasks = tokio::task::JoinSet::new();
+        let probe = std::sync::Arc::new(self);
+        for k in 0..count {
+            let at = start + spacing * k as u32 + spacing / 2;
+            let (probe, client) = (probe.clone(), client.clone());
+            tasks.spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                probe.one(client, k).await
+            });
+        }
+        let (mut graph, mut signals) = (Vec::new(), Vec::new());
+        let mut report = ProbeReport {
+            sent: 0,
+            failed: 0,
+            spans_accepted: 0,
+            timeout_seconds: probe.settings.timeout.as_secs_f64(),
+            graph: Visibility::default(),
+            signals: Visibility::default(),
+        };
+        let (mut graph_missed, mut signals_missed) = (0, 0);
+        while let Some(done) = tasks.join_next().await {
+            let Ok(outcome) = done else {
+                report.failed += 1;
+                continue;
+            };
+            let Some((accepted, seen_graph, seen_signals)) = outcome else {
+                report.failed += 1;
+                continue;
+            };
+            report.sent += 1;
+            report.spans_accepted += accepted;
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            match seen_graph {
+                Some(d) => graph.push(ms(d)),
+                None => graph_missed += 1,
+            }
+            match seen_signals {
+                Some(d) => signals.push(ms(d)),
+                None => signals_missed += 1,
+            }
+        }
+        report.graph = Visibility::of(&mut graph, graph_missed);
+        report.signals = Visibility::of(&mut signals, signals_missed);
+        report
+    }
+
+    /// One probe: spans accepted, then the delays to the graph and the
+    /// signals (`None`: not seen in time). `None` if the export failed.
+    async fn one(
+        &self,
+        mut client: Client,
+        k: usize,
+    ) -> Option<(u64, Option<Duration>, Option<Duration>)> {
+        let caller = format!("probe-{:06x}-{k}", self.run);
+        let callee = format!("{caller}-srv");
+        let trace = (self.run << 32 | k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let request = probe_request(&caller, &callee, trace, now_ns());
+        let body = client.body(&prost::Message::encode_to_vec(&request));
+        let api = &self.settings.api;
+        let graph_url = format!("{api}/api/graph?window={}", self.windows);
+        let signals_url = format!("{api}/api/signals");
+        let key = format!("edge:{caller}->{callee}");
+        let since = (now_ns() / 1_000_000).saturating_sub(1).to_string();
+        let sent_at = Instant::now();
+        let rejected = client.export(body).await.ok()?;
+        let deadline = sent_at + self.settings.timeout;
+        let (mut graph, mut signals) = (None, None);
+        loop {
+            if graph.is_none() {
+                if let Ok(v) = get_json(&self.http, &graph_url).await {
+                    if has_edge(&v, &caller, &callee) {
+                        graph = Some(sent_at.elapsed());
+                    }
+                }
+            }
+            if signals.is_none() {
+                let query = [("target", key.as_str()), ("since", since.as_str())];
+                let request = self.http.get(&signals_url).query(&query);
+                if let Ok(v) = send_json(request).await {
+                    if v["records"].as_array().is_some_and(|r| !r.is_empty()) {
+                        signals = Some(sent_at.elapsed());
+                    }
+                }
+            }
+            if (graph.is_some() && signals.is_some()) || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Some((PROBE_SPANS.saturating_sub(rejected), graph, signals))
+    }
+}
+
+fn has_edge(graph: &Value, source: &str, target: &str) -> bool {
+    graph["edges"].as_array().is_some_and(|edges| {
+        edges
+            .iter()
+            .any(|e| e["source"] == source && e["target"] == target)
+    })
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    send_json(http.get(url)).await
+}
+
+async fn send_json(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// One call from `caller` to `callee`: a CLIENT span and the SERVER span
+/// it parents, ending now.
+pub fn probe_request(
+    caller: &str,
+    callee: &str,
+    trace: u64,
+    now_ns: u64,
+) -> ExportTraceServiceRequest {
+    let mut trace_id = trace.to_le_bytes().to_vec();
+    trace_id.extend_from_slice(&trace.rotate_left(29).to_le_bytes());
+    let client_id = (trace ^ 0x5a5a).to_le_bytes().to_vec();
+    let span = |id: Vec<u8>, parent: Vec<u8>, kind: span::SpanKind, start: u64, end: u64| Span {
+        trace_id: trace_id.clone(),
+        span_id: id,
+        parent_span_id: parent,
+        name: "GET /probe".into(),
+        kind: kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        ..Default::default()
+    };
+    let client = span(
+        client_id.clone(),
+        Vec::new(),
+        span::SpanKind::Client,
+        now_ns - 2_000_000,
+        now_ns,
+    );
+    let server = span(
+        (trace ^ 0xa5a5).to_le_bytes().to_vec(),
+        client_id,
+        span::SpanKind::Server,
+        now_ns - 1_500_000,
+        now_ns - 500_000,
+    );
+    let resource = |service: &str, span: Span| ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![string_kv("service.name", service)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![span],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![resource(caller, client), resource(callee, server)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{GraphSettings, OfflineGraph};
+    use crate::receivers::otlp_proto;
+
+    #[test]
+    fn a_probe_is_one_edge_of_its_own() {
+        let request = probe_request("probe-1", "probe-1-srv", 77, 1_700_000_000_000_000_000);
+        let batch = otlp_proto::to_batch(request);
+        assert_eq!(batch.spans.len() as u64, PROBE_SPANS);
+        let mut graph = OfflineGraph::new(GraphSettings::default());
+        graph.ingest(&batch.spans);
+        let view = graph.finish();
+        let edge = view
+            .edge("probe-1", "probe-1-srv")
+            .expect("the probe's edge");
+        assert_eq!(edge.calls, 1);
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let values: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(quantile(&values, 0.5), 100.0);
+        assert_eq!(quantile(&values, 0.99), 198.0);
+        assert_eq!(quantile(&values[..10], 0.99), 10.0);
+        assert_eq!(quantile(&[], 0.99), 0.0);
+        let mut delays = vec![30.0, 10.0, 20.0];
+        let v = Visibility::of(&mut delays, 1);
+        assert_eq!((v.seen, v.missed, v.p50_ms, v.max_ms), (3, 1, 20.0, 30.0));
+    }
+
+    #[test]
+    fn edges_are_found_in_the_graph_json() {
+        let graph = serde_json::json!({"edges": [{"source": "a", "target": "b"}]});
+        assert!(has_edge(&graph, "a", "b"));
+        assert!(!has_edge(&graph, "b", "a"));
+        assert!(!has_edge(&serde_json::json!({}), "a", "b"));
+    }
+}
