@@ -89,7 +89,7 @@ metric() {
 env FAULTLINE_GRPC_ENDPOINT=127.0.0.1:$GRPC_PORT FAULTLINE_HTTP_ENDPOINT=127.0.0.1:$HTTP_PORT \
   FAULTLINE_API_ENDPOINT=127.0.0.1:$API_PORT FAULTLINE_PROXY_ENDPOINT=127.0.0.1:0 \
   FAULTLINE_DATA_DIR="$DATA/faultline-data" FAULTLINE_LOG=warn \
-  taskset -c "$SERVER_CPU" "$FAULTLINE" serve >"$DATA/server.log" 2>&1 &
+  taskset -c "$SERVER_CPU" "$FAULTLINE" serve ${SERVE_ARGS:-} >"$DATA/server.log" 2>&1 &
 SERVER_PID=$!
 wait_for_port "$GRPC_PORT"
 wait_for_port "$API_PORT"

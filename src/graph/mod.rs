@@ -6,6 +6,7 @@
 //! windows and merges those into a [`GraphView`].
 
 pub mod messaging;
+pub mod histogram;
 pub mod naming;
 pub mod pairing;
 pub mod partial;

@@ -3,6 +3,7 @@
 //! Partials are the unit of merging: shards, windows (and later, aggregators
 //! on other machines) each hold partials, and a read merges them.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -77,6 +78,7 @@ impl WindowPartial {
         self.nodes.is_empty()
             && self.edges.is_empty()
             && self.paths.is_empty()
+            && self.clusters.is_empty()
             && self.destinations.is_empty()
     }
 
@@ -137,6 +139,83 @@ impl WindowPartial {
         }
     }
 
+    /// Merges `other` into the history (everything since start), which is
+    /// bounded: nodes, edges and operations are by the global caps, but a
+    /// path or cluster is a new key for nearly every trace when services
+    /// call many others (10^5 edges), and per-window caps alone let the
+    /// history grow by `max_paths` entries per window for good. So new paths
+    /// and clusters, and destinations, enter only while fewer than `caps`
+    /// are held; those held stay exact, as with the per-window cap.
+    ///
+    /// `other` is consumed: what is new here moves in rather than being
+    /// cloned (this runs on the shard's thread for every evicted window).
+    pub fn fold(&mut self, other: WindowPartial, caps: &HistoryCaps) {
+        fold_capped(&mut self.nodes, other.nodes, usize::MAX, NodeEntry::merge);
+        fold_capped(&mut self.edges, other.edges, usize::MAX, EdgeStats::merge);
+        fold_capped(&mut self.paths, other.paths, caps.paths, PathStats::merge);
+        fold_capped(
+            &mut self.clusters,
+            other.clusters,
+            caps.paths,
+            ClusterStats::merge,
+        );
+        fold_capped(
+            &mut self.destinations,
+            other.destinations,
+            caps.destinations,
+            DestinationStats::merge,
+        );
+    }
+
+    /// Bytes this partial holds on the heap, estimated: the maps' tables
+    /// and what their entries own (histograms, operations, path shares).
+    /// Names are interned `Arc`s shared with the shard, so not counted.
+    pub fn heap_bytes(&self) -> usize {
+        let nodes: usize = self
+            .nodes
+            .values()
+            .map(|n| {
+                n.stats.calls.latency.heap_bytes()
+                    + table_bytes(&n.stats.operations)
+                    + n.stats
+                        .operations
+                        .values()
+                        .map(|o| o.latency.heap_bytes())
+                        .sum::<usize>()
+            })
+            .sum();
+        let edges: usize = self
+            .edges
+            .values()
+            .map(|e| e.client.heap_bytes() + e.server.heap_bytes() + e.queue.heap_bytes())
+            .sum();
+        let paths: usize = self
+            .paths
+            .values()
+            .map(|p| p.latency.heap_bytes() + p.share_sums.capacity() * 8)
+            .sum();
+        let clusters: usize = self.clusters.values().map(|c| c.latency.heap_bytes()).sum();
+        let destinations: usize = self
+            .destinations
+            .values()
+            .map(|d| {
+                d.lag.heap_bytes()
+                    + d.deliveries.capacity() * std::mem::size_of::<super::stats::Delivery>()
+                    + (d.producers.capacity() + d.consumers.capacity()) * 16
+            })
+            .sum();
+        table_bytes(&self.nodes)
+            + table_bytes(&self.edges)
+            + table_bytes(&self.paths)
+            + table_bytes(&self.clusters)
+            + table_bytes(&self.destinations)
+            + nodes
+            + edges
+            + paths
+            + clusters
+            + destinations
+    }
+
     /// Merges `other` in, keeping all its deliveries (a merge of shards'
     /// partials of one window, where nothing must be capped away twice).
     pub fn merge_all(&mut self, other: WindowPartial) {
@@ -169,6 +248,53 @@ impl WindowPartial {
             .values_mut()
             .for_each(DestinationStats::compact);
     }
+}
+
+/// What the history keeps of entries no global cap bounds (see
+/// [`WindowPartial::fold`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryCaps {
+    /// Distinct paths, and distinct clusters.
+    pub paths: usize,
+    pub destinations: usize,
+}
+
+impl Default for HistoryCaps {
+    fn default() -> Self {
+        HistoryCaps {
+            paths: usize::MAX,
+            destinations: usize::MAX,
+        }
+    }
+}
+
+fn fold_capped<K, V>(
+    mine: &mut FastMap<K, V>,
+    theirs: FastMap<K, V>,
+    cap: usize,
+    merge: impl Fn(&mut V, &V),
+) where
+    K: std::hash::Hash + Eq,
+{
+    if mine.is_empty() && theirs.len() <= cap {
+        *mine = theirs;
+        return;
+    }
+    for (key, stats) in theirs {
+        let held = mine.len();
+        match mine.entry(key) {
+            Entry::Occupied(e) => merge(e.into_mut(), &stats),
+            Entry::Vacant(e) if held < cap => {
+                e.insert(stats);
+            }
+            Entry::Vacant(_) => {}
+        }
+    }
+}
+
+/// A hash table's own allocation: its slots and control bytes.
+fn table_bytes<K, V>(map: &FastMap<K, V>) -> usize {
+    map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
 }
 
 impl NodeEntry {

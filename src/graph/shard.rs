@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
-use super::partial::{EdgeKey, EdgeKind, NodeKind, WindowPartial};
+use super::partial::{EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
 use super::settings::{Limits, OVERFLOW};
 use super::stats::{add_client, Delivery, MAX_DELIVERIES};
 use super::symbols::Symbols;
@@ -55,7 +55,12 @@ impl Shard {
         let names = Symbols::new(2 * s.max_nodes + s.max_operations, OVERFLOW.into());
         Shard {
             pairing: PairingStore::new(s.pairing_ttl_ms, s.max_pending),
-            windows: Windows::new(s.window_ms, s.windows_kept).with_budget(s.max_edges),
+            windows: Windows::new(s.window_ms, s.windows_kept)
+                .with_budget(s.max_edges)
+                .with_history_caps(HistoryCaps {
+                    paths: s.traces.max_paths,
+                    destinations: s.max_nodes,
+                }),
             limits,
             known: HashSet::default(),
             known_edges: HashSet::default(),

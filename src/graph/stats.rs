@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use super::histogram::{self, Sparse};
 
 /// Three significant digits: values are kept to 0.1% of their size.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
@@ -17,9 +18,11 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 /// A latency distribution: the histogram in microseconds, the sum in
 /// nanoseconds (so means stay exact even for sub-microsecond remainders).
 ///
-/// The live window holds a dense, auto-resizing histogram (fast to record
-/// into); closed windows hold the HDR V2 encoding, which is ~100× smaller and
-/// is the standard interchange form other HDR implementations read.
+/// The live window records into raw values, then into a dense histogram
+/// (fast to record into); closed windows and the history hold the sparse
+/// form ([`histogram::Sparse`]: the non-zero buckets, about a byte each),
+/// which merges and answers quantiles without a dense histogram. All forms
+/// read the same: a histogram of the values recorded, exactly.
 #[derive(Clone, Default)]
 pub struct Latency {
     pub count: u64,
@@ -33,8 +36,10 @@ enum Repr {
     Empty,
     /// Up to [`FEW`] values (µs) as recorded.
     Few(Vec<u64>),
+    /// Past [`FEW`] values in the live window.
     Dense(Box<Histogram<u64>>),
-    Encoded(Arc<[u8]>),
+    /// Closed windows, merges of them and the history.
+    Sparse(Sparse),
 }
 
 /// Values kept as they are before a histogram is made. A dense HDR
@@ -56,9 +61,28 @@ pub struct LatencySummary {
     pub max: f64,
 }
 
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid HDR setting")
+/// The buckets of a latency, ascending: borrowed from the sparse form, or
+/// made from the raw values or the dense histogram.
+#[derive(Clone)]
+enum Buckets<'a> {
+    Sparse(histogram::Iter<'a>),
+    Few(histogram::FewBuckets),
+    Owned(std::vec::IntoIter<(u32, u64)>),
 }
+
+impl Iterator for Buckets<'_> {
+    type Item = (u32, u64);
+
+    fn next(&mut self) -> Option<(u32, u64)> {
+        match self {
+            Buckets::Sparse(i) => i.next(),
+            Buckets::Few(i) => i.next(),
+            Buckets::Owned(i) => i.next(),
+        }
+    }
+}
+
+const _: () = assert!(FEW <= histogram::FEW_MAX);
 
 impl Latency {
     pub fn record(&mut self, ns: u64) {
@@ -77,7 +101,7 @@ impl Latency {
 
     fn dense(&mut self) -> &mut Histogram<u64> {
         if !matches!(self.repr, Repr::Dense(_)) {
-            let h = self.decoded().unwrap_or_else(new_histogram);
+            let h = histogram::to_histogram(self.buckets());
             self.repr = Repr::Dense(Box::new(h));
         }
         match &mut self.repr {
@@ -86,25 +110,26 @@ impl Latency {
         }
     }
 
-    fn decoded(&self) -> Option<Histogram<u64>> {
+    fn buckets(&self) -> Buckets<'_> {
         match &self.repr {
-            Repr::Empty => None,
-            Repr::Few(values) => {
-                let mut h = new_histogram();
-                values.iter().for_each(|&v| {
-                    let _ = h.record(v);
-                });
-                Some(h)
-            }
-            Repr::Dense(h) => Some((**h).clone()),
-            Repr::Encoded(bytes) => Deserializer::new()
-                .deserialize(&mut &bytes[..])
-                .map_err(|e| tracing::error!(error = ?e, "corrupt HDR encoding"))
-                .ok(),
+            Repr::Empty => Buckets::Owned(Vec::new().into_iter()),
+            Repr::Few(values) => Buckets::Few(histogram::FewBuckets::new(values)),
+            Repr::Dense(h) => Buckets::Owned(
+                h.iter_recorded()
+                    .map(|v| (histogram::index_of(v.value_iterated_to()), v.count_at_value()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Repr::Sparse(s) => Buckets::Sparse(s.iter()),
         }
     }
 
     /// Adds `other` into `self`, exactly.
+    ///
+    /// Only a live (dense) histogram stays dense; every other merge gives
+    /// raw values (while few) or the sparse form, whose size follows the buckets used. That is what
+    /// keeps the history and reads of many windows small: a dense result
+    /// would cost 16 KiB and up per latency whatever it holds.
     pub fn merge(&mut self, other: &Latency) {
         if other.count == 0 {
             return;
@@ -112,74 +137,102 @@ impl Latency {
         self.count += other.count;
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
         match (&mut self.repr, &other.repr) {
-            (Repr::Empty, Repr::Few(theirs)) => {
-                self.repr = Repr::Few(theirs.clone());
-                return;
+            (Repr::Empty, Repr::Dense(theirs)) => {
+                self.repr = Repr::Sparse(Sparse::from_histogram(theirs));
+            }
+            (Repr::Empty, theirs) => {
+                self.repr = theirs.clone();
             }
             (Repr::Few(mine), Repr::Few(theirs)) if mine.len() + theirs.len() <= FEW => {
                 mine.extend_from_slice(theirs);
-                return;
             }
-            _ => {}
+            (Repr::Dense(mine), Repr::Dense(theirs)) => {
+                let _ = mine.add(&**theirs);
+            }
+            (Repr::Dense(mine), _) => {
+                for (i, c) in other.buckets() {
+                    let _ = mine.record_n(histogram::lowest_of(i), c);
+                }
+            }
+            (Repr::Sparse(mine), _) => {
+                self.repr = Repr::Sparse(mine.merge(other.buckets()));
+            }
+            (Repr::Few(_), _) => {
+                self.repr = Repr::Sparse(histogram::merge_sorted(self.buckets(), other.buckets()));
+            }
         }
-        let add = match &other.repr {
-            Repr::Empty => return,
-            Repr::Dense(h) => std::borrow::Cow::Borrowed(&**h),
-            Repr::Few(_) | Repr::Encoded(_) => match other.decoded() {
-                Some(h) => std::borrow::Cow::Owned(h),
-                None => return,
-            },
-        };
-        let _ = self.dense().add(&*add);
     }
 
-    /// Replaces the dense histogram by its V2 encoding (for closed windows).
+    /// Shrinks to the sparse form (for closed windows).
     pub fn compact(&mut self) {
-        if let Repr::Few(values) = &mut self.repr {
-            // A few values are smaller than their encoding; only trim.
-            values.shrink_to_fit();
-        }
-        if let Repr::Dense(h) = &self.repr {
-            let mut buf = Vec::new();
-            if V2Serializer::new().serialize(h, &mut buf).is_ok() {
-                self.repr = Repr::Encoded(buf.into());
+        match &mut self.repr {
+            Repr::Few(values) => {
+                // They are dropped next: sort them where they are.
+                values.sort_unstable();
+                self.repr = Repr::Sparse(Sparse::from_sorted(histogram::sorted_values(values)));
             }
+            Repr::Dense(h) => self.repr = Repr::Sparse(Sparse::from_histogram(h)),
+            Repr::Empty | Repr::Sparse(_) => {}
         }
     }
 
-    /// The HDR V2 encoding of this distribution (empty when nothing was recorded).
+    /// Bytes this latency holds on the heap (an estimate for the window
+    /// and history accounting; allocator overhead not counted).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::Few(values) => values.capacity() * std::mem::size_of::<u64>(),
+            Repr::Dense(h) => {
+                std::mem::size_of::<Histogram<u64>>()
+                    + h.distinct_values() * std::mem::size_of::<u64>()
+            }
+            Repr::Sparse(s) => s.heap_bytes(),
+        }
+    }
+
+    /// The HDR V2 encoding of this distribution (empty when nothing was
+    /// recorded): the bytes of a histogram the values had been recorded
+    /// into, whichever form the latency is held in.
     pub fn encoded(&self) -> Vec<u8> {
         let mut buf = Vec::new();
-        if let Some(h) = self.decoded() {
-            let _ = V2Serializer::new().serialize(&h, &mut buf);
-        }
+        histogram::encode_v2(self.buckets(), &mut buf);
         buf
     }
 
     /// The quantile `q` (0..=1) in microseconds, or `None` when empty.
     pub fn quantile_us(&self, q: f64) -> Option<u64> {
-        let h = self.histogram()?;
-        Some(h.value_at_quantile(q))
-    }
-
-    fn histogram(&self) -> Option<std::borrow::Cow<'_, Histogram<u64>>> {
-        match &self.repr {
-            Repr::Dense(h) if self.count > 0 => Some(std::borrow::Cow::Borrowed(&**h)),
-            _ if self.count > 0 => self.decoded().map(std::borrow::Cow::Owned),
-            _ => None,
+        if self.count == 0 {
+            return None;
         }
+        if let Repr::Dense(h) = &self.repr {
+            return Some(h.value_at_quantile(q));
+        }
+        let mut out = [0];
+        histogram::quantiles(self.buckets(), &[q], &mut out)?;
+        Some(out[0])
     }
 
     pub fn summary(&self) -> Option<LatencySummary> {
-        let h = self.histogram()?;
+        if self.count == 0 {
+            return None;
+        }
+        // p50, p90, p99, p99.9 and the maximum (the quantile 1).
+        let mut us = [0u64; 5];
+        match &self.repr {
+            Repr::Dense(h) => {
+                let q = |q| h.value_at_quantile(q);
+                us = [q(0.5), q(0.9), q(0.99), q(0.999), h.max()];
+            }
+            _ => histogram::quantiles(self.buckets(), &[0.5, 0.9, 0.99, 0.999, 1.0], &mut us)?,
+        }
         let ms = |us: u64| us as f64 / 1000.0;
         Some(LatencySummary {
             mean: self.sum_ns as f64 / self.count as f64 / 1e6,
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
+            p50: ms(us[0]),
+            p90: ms(us[1]),
+            p99: ms(us[2]),
+            p999: ms(us[3]),
+            max: ms(us[4]),
         })
     }
 }
@@ -384,6 +437,10 @@ pub fn add_client(list: &mut Vec<Arc<str>>, service: &Arc<str>) {
 mod tests {
     use super::*;
 
+    fn new_histogram() -> Histogram<u64> {
+        Histogram::new(SIGNIFICANT_DIGITS).unwrap()
+    }
+
     #[test]
     fn a_few_values_read_as_a_histogram_of_them_would() {
         for n in [1u64, 2, 31, 32, 33, 70] {
@@ -414,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_of_encoded_partials_is_exact() {
+    fn merge_of_compacted_partials_is_exact() {
         let mut a = Latency::default();
         let mut b = Latency::default();
         let mut all = Latency::default();
@@ -432,6 +489,102 @@ mod tests {
         for q in [0.5, 0.9, 0.99, 0.999] {
             assert_eq!(merged.quantile_us(q), all.quantile_us(q));
         }
+    }
+
+    /// A latency of `n` values from `seed`, in the form `form` names:
+    /// 0 as recorded (few or dense), 1 compacted (sparse).
+    fn latency(n: u64, seed: u64, form: u8) -> Latency {
+        let mut l = Latency::default();
+        for v in 0..n {
+            // Microseconds to seconds, so buckets of several sizes are used.
+            l.record((v * 7_919 + seed) % 1_000 * 1_000 << (v % 4 * 5));
+        }
+        if form == 1 {
+            l.compact();
+        }
+        l
+    }
+
+    fn reference(parts: &[&Latency]) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for l in parts {
+            for (i, c) in l.buckets() {
+                h.record_n(histogram::lowest_of(i), c).unwrap();
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn every_form_merges_exactly_with_every_other() {
+        // Empty, few, dense, and each compacted.
+        let sizes = [0u64, 3, 20, 400];
+        for &n in &sizes {
+            for &m in &sizes {
+                for (fa, fb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let a = latency(n, 1, fa);
+                    let b = latency(m, 2, fb);
+                    let raw_a = latency(n, 1, 0);
+                    let raw_b = latency(m, 2, 0);
+                    let h = reference(&[&raw_a, &raw_b]);
+                    let mut merged = a.clone();
+                    merged.merge(&b);
+                    let what = format!("{n} ({fa}) + {m} ({fb})");
+                    assert_eq!(merged.count, n + m, "{what}");
+                    assert_eq!(merged.sum_ns, raw_a.sum_ns + raw_b.sum_ns, "{what}");
+                    if n + m == 0 {
+                        assert!(merged.summary().is_none(), "{what}");
+                        continue;
+                    }
+                    for q in [0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                        let want = Some(h.value_at_quantile(q));
+                        assert_eq!(merged.quantile_us(q), want, "{what} q={q}");
+                    }
+                    let s = merged.summary().unwrap();
+                    assert_eq!(s.p99, h.value_at_quantile(0.99) as f64 / 1000.0, "{what}");
+                    assert_eq!(s.max, h.max() as f64 / 1000.0, "{what}");
+                    let mut v2 = Vec::new();
+                    hdrhistogram::serialization::Serializer::serialize(
+                        &mut hdrhistogram::serialization::V2Serializer::new(),
+                        &h,
+                        &mut v2,
+                    )
+                    .unwrap();
+                    assert_eq!(merged.encoded(), v2, "{what}");
+                    // Only a live histogram merged with anything stays dense.
+                    let dense = matches!(merged.repr, Repr::Dense(_));
+                    assert_eq!(dense, matches!(a.repr, Repr::Dense(_)), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merging_many_windows_stays_small() {
+        // An edge seen twice per window for 2 000 windows, as the history
+        // folds it: the sum of its windows, in about a byte per bucket used.
+        let mut history = Latency::default();
+        let mut all = Latency::default();
+        for w in 0..2_000u64 {
+            let mut window = Latency::default();
+            for k in 0..2 {
+                let ns = 900_000 + (w * 2 + k) * 7_919 % 500_000;
+                window.record(ns);
+                all.record(ns);
+            }
+            window.compact();
+            history.merge(&window);
+            assert!(!matches!(history.repr, Repr::Dense(_)), "window {w}");
+        }
+        assert_eq!(history.summary(), all.summary());
+        assert_eq!(history.encoded(), all.encoded());
+        let buckets = history.buckets().count();
+        assert!(buckets <= 500, "{buckets}");
+        assert!(
+            history.heap_bytes() <= 2 * buckets + 64,
+            "{} bytes for {buckets} buckets",
+            history.heap_bytes()
+        );
     }
 
     #[test]
