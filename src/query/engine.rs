@@ -158,22 +158,50 @@ impl Engine {
     }
 
     /// Plans and runs `sql`, read-only, within the limits.
+    ///
+    /// The query runs on its own runtime ([`query_runtime`]); only the wait
+    /// happens on the caller's. Why: DataFusion's operators are CPU-bound,
+    /// and on the caller's two workers a large join could hold both, so the
+    /// caller's timer (and, in `serve`, every receiver and the API) stopped
+    /// until it finished: the timeout then never fired.
     pub async fn run(&self, sql: &str) -> Result<Answer, QueryError> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let work = async {
-            let frame = self.ctx.sql_with_options(sql, options).await?;
+        let ctx = self.ctx.clone();
+        let sql = sql.to_owned();
+        let task = query_runtime().spawn(async move {
+            let frame = ctx.sql_with_options(&sql, options).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let batches = frame.collect().await?;
             Ok::<_, QueryError>(Answer { schema, batches })
-        };
-        match tokio::time::timeout(self.limits.timeout, work).await {
-            Ok(answer) => answer,
-            Err(_) => Err(QueryError::Timeout(self.limits.timeout)),
+        });
+        let abort = task.abort_handle();
+        match tokio::time::timeout(self.limits.timeout, task).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(stopped)) => Err(QueryError::Sql(format!("the query stopped: {stopped}"))),
+            Err(_) => {
+                // Dropping the plan at its next yield cancels its tasks.
+                abort.abort();
+                Err(QueryError::Timeout(self.limits.timeout))
+            }
         }
     }
+}
+
+/// Threads SQL queries run on, shared by every [`Engine`] of the process
+/// and started on the first query. Two, like the plans' partitions.
+fn query_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("faultline-query")
+            .enable_all()
+            .build()
+            .expect("the query runtime starts (two threads)")
+    })
 }
 
 #[cfg(test)]
