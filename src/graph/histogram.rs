@@ -558,7 +558,10 @@ mod tests {
         assert!(merged.merge(empty.iter()) == merged);
         // Large counts survive the varint.
         let big = Sparse::from_sorted([(5, u64::MAX / 2), (70_000, 3)].into_iter());
-        assert_eq!(big.iter().collect::<Vec<_>>(), [(5, u64::MAX / 2), (70_000, 3)]);
+        assert_eq!(
+            big.iter().collect::<Vec<_>>(),
+            [(5, u64::MAX / 2), (70_000, 3)]
+        );
     }
 
     #[test]
@@ -568,6 +571,9 @@ mod tests {
         let s = Sparse::from_values(&vs);
         let buckets = s.iter().count();
         let len = s.bytes().len();
-        assert!(len <= buckets + buckets / 4, "{len} bytes for {buckets} buckets");
+        assert!(
+            len <= buckets + buckets / 4,
+            "{len} bytes for {buckets} buckets"
+        );
     }
 }

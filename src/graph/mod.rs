@@ -5,8 +5,8 @@
 //! ([`Graph::view`]) asks every shard for its merged partial of the selected
 //! windows and merges those into a [`GraphView`].
 
-pub mod messaging;
 pub mod histogram;
+pub mod messaging;
 pub mod naming;
 pub mod pairing;
 pub mod partial;

@@ -63,6 +63,9 @@ pub struct LatencySummary {
 
 /// The buckets of a latency, ascending: borrowed from the sparse form, or
 /// made from the raw values or the dense histogram.
+// `Few` sorts up to 32 values on the stack so reading a live window
+// allocates nothing; the iterator only ever lives for one read.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Buckets<'a> {
     Sparse(histogram::Iter<'a>),
@@ -116,7 +119,12 @@ impl Latency {
             Repr::Few(values) => Buckets::Few(histogram::FewBuckets::new(values)),
             Repr::Dense(h) => Buckets::Owned(
                 h.iter_recorded()
-                    .map(|v| (histogram::index_of(v.value_iterated_to()), v.count_at_value()))
+                    .map(|v| {
+                        (
+                            histogram::index_of(v.value_iterated_to()),
+                            v.count_at_value(),
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .into_iter(),
             ),
@@ -497,7 +505,7 @@ mod tests {
         let mut l = Latency::default();
         for v in 0..n {
             // Microseconds to seconds, so buckets of several sizes are used.
-            l.record((v * 7_919 + seed) % 1_000 * 1_000 << (v % 4 * 5));
+            l.record(((v * 7_919 + seed) % 1_000 * 1_000) << (v % 4 * 5));
         }
         if form == 1 {
             l.compact();

@@ -300,7 +300,7 @@ mod tests {
                 edge_key(1 + rng.next(12), rng.next(12))
             };
             // Microseconds to seconds.
-            let ns = (1 + rng.next(5_000)) * 1_000 << (rng.next(4) * 4);
+            let ns = ((1 + rng.next(5_000)) * 1_000) << (rng.next(4) * 4);
             for part in [&mut *p, &mut *reference] {
                 let e = part.edge(&key);
                 e.calls += 1;
@@ -393,4 +393,3 @@ mod tests {
         assert_eq!(all.edges.values().map(|e| e.calls).sum::<u64>(), 300_000);
     }
 }
-
