@@ -68,7 +68,13 @@ pub struct Graph {
 }
 
 /// Batches a shard may have queued before receivers wait (backpressure).
-const SHARD_QUEUE: usize = 256;
+///
+/// Small on purpose: a batch is a request's share of spans (about 256 of
+/// the standard 512, near 500 bytes each), and at full load the shards are
+/// what is behind, so the queue stays full. 256 batches per shard held
+/// about 60 MiB of decoded spans with two shards; 16 still give a shard
+/// several milliseconds of work queued while the receivers decode.
+const SHARD_QUEUE: usize = 16;
 
 impl Graph {
     /// Starts one thread per shard. They stop when the last handle is dropped.
