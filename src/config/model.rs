@@ -130,6 +130,9 @@ pub struct Traces {
     pub idle: Duration,
     /// Open traces per shard; spans of further traces skip assembly (counted).
     pub max_traces: usize,
+    /// Spans held in open traces per shard (about 70 bytes each): the
+    /// memory bound of assembly; past it, new traces skip assembly (counted).
+    pub max_open_spans: usize,
     /// A failed call repeated to the same peer and operation within this
     /// gap counts as a retry (where `http.request.resend_count` is absent).
     #[serde(deserialize_with = "duration")]
@@ -144,6 +147,7 @@ impl Default for Traces {
         Traces {
             idle: Duration::from_millis(d.idle_ms),
             max_traces: d.max_traces,
+            max_open_spans: d.max_open_spans,
             retry_gap: Duration::from_nanos(d.retry_gap_ns),
             max_paths: d.max_paths,
         }
@@ -206,6 +210,7 @@ impl GraphProcessor {
             traces: TraceSettings {
                 idle_ms: self.traces.idle.as_millis() as u64,
                 max_traces: self.traces.max_traces,
+                max_open_spans: self.traces.max_open_spans,
                 retry_gap_ns: self.traces.retry_gap.as_nanos() as u64,
                 max_paths: self.traces.max_paths,
                 ..TraceSettings::default()

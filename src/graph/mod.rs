@@ -144,7 +144,8 @@ impl Graph {
         total
     }
 
-    /// Spans left out of trace assembly (`traces.max_traces` open), summed
+    /// Spans left out of trace assembly (`traces.max_traces` or
+    /// `traces.max_open_spans` reached), summed
     /// over shards, as last published.
     pub fn traces_skipped(&self) -> u64 {
         self.gauges.iter().map(|g| g.traces_skipped()).sum()
@@ -250,7 +251,10 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
     while let Some(command) = rx.blocking_recv() {
         let now = now_ms();
         match command {
-            Command::Spans(spans) => spans.iter().for_each(|s| shard.ingest(s, now)),
+            Command::Spans(spans) => {
+                spans.iter().for_each(|s| shard.ingest(s, now));
+                shard.read_quiet_traces(now);
+            }
             Command::Tick => shard.tick(now),
             Command::Snapshot(select, reply) => {
                 shard.tick(now);

@@ -32,6 +32,11 @@ pub struct TraceSettings {
     pub idle_ms: u64,
     /// Open traces per shard; spans of further traces are not assembled.
     pub max_traces: usize,
+    /// Spans held in open traces per shard, the memory bound of assembly
+    /// (about 70 bytes each with their buffers): past it, new traces are
+    /// not assembled until open ones are read. Traces already open keep
+    /// their spans, up to `max_spans` each.
+    pub max_open_spans: usize,
     /// Spans kept per trace; later ones are ignored for assembly.
     pub max_spans: usize,
     /// Two sibling calls to the same peer and operation, the first failed,
@@ -46,6 +51,7 @@ impl Default for TraceSettings {
         TraceSettings {
             idle_ms: 2_000,
             max_traces: 100_000,
+            max_open_spans: 262_144,
             max_spans: 1_000,
             retry_gap_ns: 1_000_000_000,
             max_paths: 1_000,
@@ -93,7 +99,10 @@ pub struct TraceAssembler {
     deadlines: BinaryHeap<Reverse<(u64, TraceId)>>,
     spare: Vec<Vec<SpanRec>>,
     reader: Reader,
-    /// Spans not assembled because `max_traces` traces were open (each span
+    /// Spans in open traces' buffers (see `max_open_spans`).
+    held: usize,
+    /// Spans not assembled because `max_traces` traces or `max_open_spans`
+    /// spans were open (each span
     /// of a trace that found no room counts once; exported as
     /// `faultline_trace_assembly_skipped_spans`).
     pub skipped: u64,
@@ -107,6 +116,7 @@ impl TraceAssembler {
             deadlines: BinaryHeap::new(),
             spare: Vec::new(),
             reader: Reader::default(),
+            held: 0,
             skipped: 0,
         }
     }
@@ -121,7 +131,8 @@ impl TraceAssembler {
     }
 
     pub fn add(&mut self, trace: TraceId, span: SpanRec, now_ms: u64) {
-        let full = self.open.len() >= self.settings.max_traces;
+        let full = self.open.len() >= self.settings.max_traces
+            || self.held >= self.settings.max_open_spans;
         let buf = match self.open.get_mut(&trace) {
             Some(buf) => buf,
             None if full => {
@@ -141,6 +152,7 @@ impl TraceAssembler {
         buf.last_ms = now_ms;
         if buf.spans.len() < self.settings.max_spans {
             buf.spans.push(span);
+            self.held += 1;
         }
     }
 
@@ -175,10 +187,61 @@ impl TraceAssembler {
         let Some(mut buf) = self.open.remove(&trace) else {
             return;
         };
+        self.held -= buf.spans.len();
         found(self.reader.read(&buf.spans, self.settings.retry_gap_ns));
         if buf.spans.capacity() <= SPARE_CAPACITY && self.spare.len() < SPARE_BUFFERS {
             buf.spans.clear();
             self.spare.push(buf.spans);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::symbols::Symbols;
+
+    fn rec(span_id: u64) -> SpanRec {
+        SpanRec {
+            span_id,
+            parent: 0,
+            start: 1,
+            end: 2,
+            service: 0,
+            name: 0,
+            peer: Symbols::NONE,
+            resend: None,
+            peer_kind: NodeKind::Service,
+            kind: SpanKind::Server,
+            failed: false,
+        }
+    }
+
+    fn trace(n: u8) -> TraceId {
+        [n; 16]
+    }
+
+    #[test]
+    fn open_spans_are_bounded_and_freed_when_traces_are_read() {
+        let mut a = TraceAssembler::new(TraceSettings {
+            idle_ms: 100,
+            max_open_spans: 3,
+            ..TraceSettings::default()
+        });
+        a.add(trace(1), rec(1), 0);
+        a.add(trace(1), rec(2), 0);
+        a.add(trace(2), rec(3), 0);
+        // Three spans held: a new trace finds no room, an open one still grows.
+        a.add(trace(3), rec(4), 0);
+        a.add(trace(1), rec(5), 10);
+        assert_eq!((a.open(), a.skipped), (2, 1));
+        let mut read = Vec::new();
+        a.expire(100, |f| read.push(f.attempts.len()));
+        assert_eq!(read.len(), 1, "trace 2 went quiet, trace 1 did not");
+        a.expire(110, |_| read.push(0));
+        assert_eq!((a.open(), read.len()), (0, 2));
+        // Room again.
+        a.add(trace(3), rec(6), 120);
+        assert_eq!((a.open(), a.skipped), (1, 1));
     }
 }
