@@ -1,7 +1,7 @@
 # Build stage: compile a release binary.
 FROM rust:1.94-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY pipelines ./pipelines
