@@ -217,6 +217,58 @@ fn window_at(start_ms: u64) -> ClosedWindow {
     }
 }
 
+#[test]
+fn buffered_rows_are_written_before_the_flush_interval_when_too_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ParquetConfig {
+        directory: dir.path().to_path_buf(),
+        flush: Duration::from_secs(3600),
+        max_age: Duration::ZERO,
+        max_size_mib: 0,
+        max_buffered_rows: 2,
+    };
+    let writer = ParquetExporter::start(&config, Arc::new(Telemetry::new())).unwrap();
+    use faultline::exporters::Exporter;
+    let start = 1_795_000_000_000;
+    let files = || -> usize {
+        walk(&dir.path().join("history/nodes"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    };
+    // One node row per window: the second reaches the bound; the third
+    // stays buffered until the next bound or the hour's flush.
+    for w in 0..3 {
+        writer.window(&window_at(start + w * 1000));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while files() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = walk(&dir.path().join("history/nodes"));
+    assert_eq!(files(), 1, "{written:?}");
+    assert_eq!(read_parquet_rows(&written[0]), 2);
+    assert!(writer.flush_now(Duration::from_secs(10)));
+    assert_eq!(files(), 2);
+}
+
+/// Every file under `dir`, at any depth.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn retention_deletes_the_oldest_partition() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +284,7 @@ async fn retention_deletes_the_oldest_partition() {
         flush: Duration::from_secs(3600),
         max_age: Duration::from_secs(3600),
         max_size_mib: 0,
+        max_buffered_rows: 262_144,
     };
     let writer =
         ParquetExporter::start_with_clock(&config, Arc::new(Telemetry::new()), clock).unwrap();

@@ -56,6 +56,11 @@ pub struct ParquetConfig {
     /// the newest); 0 means no limit.
     #[serde(default = "default_max_size")]
     pub max_size_mib: u64,
+    /// Rows buffered before they are written whatever `flush` says. With
+    /// tens of thousands of edges a window, a minute of rows took hundreds
+    /// of MiB; this bounds that (more, smaller files instead).
+    #[serde(default = "default_max_buffered_rows")]
+    pub max_buffered_rows: usize,
 }
 
 fn default_flush() -> Duration {
@@ -68,6 +73,10 @@ fn default_max_age() -> Duration {
 
 fn default_max_size() -> u64 {
     1024
+}
+
+fn default_max_buffered_rows() -> usize {
+    262_144
 }
 
 impl ParquetConfig {
@@ -113,8 +122,12 @@ enum Message {
     Flush(SyncSender<()>),
 }
 
-/// Messages waiting for the writer thread; past this, input is dropped.
-const QUEUE: usize = 1024;
+/// Messages waiting for the writer thread; past this, input is dropped
+/// (and counted). A message can be a closed window holding every edge
+/// touched in it, tens of thousands with 10^5 edges, so the queue is a
+/// memory bound as much as a backlog: about a minute of windows. At 1024,
+/// a writer behind a saturated core held hundreds of MiB of windows.
+const QUEUE: usize = 64;
 
 pub struct ParquetExporter {
     tx: SyncSender<Message>,
@@ -144,6 +157,8 @@ impl ParquetExporter {
             policy: config.policy(),
             clock,
             pending: BTreeMap::new(),
+            pending_rows: 0,
+            max_pending_rows: config.max_buffered_rows.max(1),
             telemetry: telemetry.clone(),
         };
         std::thread::Builder::new()
@@ -217,6 +232,8 @@ struct Writer {
     policy: Policy,
     clock: Clock,
     pending: BTreeMap<(&'static str, String), Vec<RecordBatch>>,
+    pending_rows: usize,
+    max_pending_rows: usize,
     telemetry: Arc<Telemetry>,
 }
 
@@ -248,7 +265,7 @@ impl Writer {
                     return;
                 }
             }
-            if Instant::now() >= next {
+            if Instant::now() >= next || self.pending_rows >= self.max_pending_rows {
                 self.flush();
                 next = Instant::now() + self.every;
             }
@@ -261,6 +278,7 @@ impl Writer {
         }
         let table = rows.table.name;
         for (hour, part) in rows.split_by(retention::hour_of) {
+            self.pending_rows += part.len();
             self.pending
                 .entry((table, hour))
                 .or_default()
@@ -269,6 +287,7 @@ impl Writer {
     }
 
     fn flush(&mut self) {
+        self.pending_rows = 0;
         for ((table, hour), batches) in std::mem::take(&mut self.pending) {
             let dir = self.history.join(table).join(format!("hour={hour}"));
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
