@@ -21,6 +21,12 @@ const RECENT_EVENTS: usize = 1_000;
 /// Evaluated windows whose signal records the API keeps (for `?since=`,
 /// which the experiment runner polls so it misses no window).
 const RECENT_WINDOWS: usize = 30;
+/// ... and the records they may hold together: past this the oldest
+/// windows go, never the newest [`RECENT_MIN_WINDOWS`]. A record is about
+/// a kilobyte (names, a map of signals), and with 10^5 edges a window has
+/// tens of thousands of them: 30 windows took most of a GiB.
+const RECENT_RECORDS: usize = 100_000;
+const RECENT_MIN_WINDOWS: usize = 3;
 
 /// What the API serves: the latest evaluation's results.
 #[derive(Default)]
@@ -213,7 +219,7 @@ impl Live {
         latest.signals = Arc::new(eval.signals.clone());
         let shared = latest.signals.clone();
         latest.recent_signals.push_back(shared);
-        keep_last(&mut latest.recent_signals, RECENT_WINDOWS);
+        trim_recent(&mut latest.recent_signals);
         latest.hotspots = eval.hotspots.clone();
         for e in &eval.anomalies {
             match e.state {
@@ -263,5 +269,55 @@ impl Live {
         for e in &self.exporters {
             e.flush(timeout);
         }
+    }
+}
+
+/// Drops the oldest windows' records past [`RECENT_WINDOWS`] windows or
+/// [`RECENT_RECORDS`] records, keeping at least [`RECENT_MIN_WINDOWS`].
+fn trim_recent(recent: &mut VecDeque<Arc<Vec<SignalRecord>>>) {
+    keep_last(recent, RECENT_WINDOWS);
+    let mut held: usize = recent.iter().map(|w| w.len()).sum();
+    while recent.len() > RECENT_MIN_WINDOWS && held > RECENT_RECORDS {
+        held -= recent.pop_front().map_or(0, |w| w.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(records: usize) -> Arc<Vec<SignalRecord>> {
+        let record = SignalRecord {
+            seq: 0,
+            key: "a>b".into(),
+            target: super::super::records::Target::Destination { name: "q".into() },
+            window_start_ms: 0,
+            window_end_ms: 1000,
+            calls: 1,
+            signals: Default::default(),
+        };
+        Arc::new(vec![record; records])
+    }
+
+    #[test]
+    fn recent_signals_are_bounded_by_windows_and_by_records() {
+        let mut recent = VecDeque::new();
+        for _ in 0..40 {
+            recent.push_back(window(10));
+            trim_recent(&mut recent);
+        }
+        assert_eq!(recent.len(), RECENT_WINDOWS);
+        // Large windows: only as many as fit in the record budget...
+        for _ in 0..10 {
+            recent.push_back(window(RECENT_RECORDS / 4));
+            trim_recent(&mut recent);
+        }
+        assert_eq!(recent.len(), 4);
+        // ... but never fewer than the minimum, however large.
+        for _ in 0..5 {
+            recent.push_back(window(RECENT_RECORDS));
+            trim_recent(&mut recent);
+        }
+        assert_eq!(recent.len(), RECENT_MIN_WINDOWS);
     }
 }
