@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,7 +117,8 @@ pub enum WriterError {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 enum Message {
-    Window(Box<WindowPartial>, u64, u64),
+    /// A closed window, its start and end, and its entries (for `queued`).
+    Window(Box<WindowPartial>, u64, u64, usize),
     Records(Vec<Record>),
     Flush(SyncSender<()>),
 }
@@ -129,8 +130,18 @@ enum Message {
 /// a writer behind a saturated core held hundreds of MiB of windows.
 const QUEUE: usize = 64;
 
+/// Entries (nodes, edges, paths, ...) of the windows queued for the
+/// writer; a window that would take the queue past this is dropped (and
+/// counted), unless the queue is empty. Why a second bound: with 10^5
+/// edges a window holds about 40 000 entries of about 300 bytes, so even
+/// 64 windows were 800 MiB once the writer fell behind on a saturated
+/// core. This keeps the queue under about 80 MiB.
+const MAX_QUEUED_ENTRIES: usize = 262_144;
+
 pub struct ParquetExporter {
     tx: SyncSender<Message>,
+    /// Entries of the windows in the queue (see [`MAX_QUEUED_ENTRIES`]).
+    queued: Arc<AtomicUsize>,
     history: PathBuf,
     telemetry: Arc<Telemetry>,
 }
@@ -151,7 +162,9 @@ impl ParquetExporter {
             source,
         })?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
+            queued: queued.clone(),
             history: history.clone(),
             every: config.flush.max(Duration::from_millis(10)),
             policy: config.policy(),
@@ -170,6 +183,7 @@ impl ParquetExporter {
             })?;
         Ok(ParquetExporter {
             tx,
+            queued,
             history,
             telemetry,
         })
@@ -190,14 +204,20 @@ impl ParquetExporter {
         done.recv_timeout(timeout).is_ok()
     }
 
-    fn offer(&self, message: Message, what: &'static str, count: u64) {
+    /// Queues `message`; false (counted, logged) when the queue is full.
+    fn offer(&self, message: Message, what: &'static str, count: u64) -> bool {
         match self.tx.try_send(message) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                tracing::warn!(what, "history writer behind; input dropped");
-                self.telemetry.export_dropped(self.name(), what, count);
+                self.dropped(what, count);
+                false
             }
         }
+    }
+
+    fn dropped(&self, what: &'static str, count: u64) {
+        tracing::warn!(what, "history writer behind; input dropped");
+        self.telemetry.export_dropped(self.name(), what, count);
     }
 }
 
@@ -214,8 +234,18 @@ impl Exporter for ParquetExporter {
     }
 
     fn window(&self, w: &ClosedWindow) {
+        let entries = w.partial.entries();
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued > 0 && queued + entries > MAX_QUEUED_ENTRIES {
+            self.dropped("windows", 1);
+            return;
+        }
+        self.queued.fetch_add(entries, Ordering::Relaxed);
         let partial = Box::new(w.partial.clone());
-        self.offer(Message::Window(partial, w.start_ms, w.end_ms), "windows", 1);
+        let message = Message::Window(partial, w.start_ms, w.end_ms, entries);
+        if !self.offer(message, "windows", 1) {
+            self.queued.fetch_sub(entries, Ordering::Relaxed);
+        }
     }
 
     fn flush(&self, timeout: Duration) {
@@ -234,6 +264,7 @@ struct Writer {
     pending: BTreeMap<(&'static str, String), Vec<RecordBatch>>,
     pending_rows: usize,
     max_pending_rows: usize,
+    queued: Arc<AtomicUsize>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -243,8 +274,10 @@ impl Writer {
         let mut next = Instant::now() + self.every;
         loop {
             match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(Message::Window(p, start, end)) => {
+                Ok(Message::Window(p, start, end, entries)) => {
                     let r = rows::window(&p, start, end);
+                    drop(p);
+                    self.queued.fetch_sub(entries, Ordering::Relaxed);
                     [r.nodes, r.edges, r.paths]
                         .into_iter()
                         .for_each(|t| self.add(t));

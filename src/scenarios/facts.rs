@@ -16,6 +16,10 @@ pub struct Facts<'a> {
     pub doc: &'a GraphDoc,
     pub settings: &'a ScenarioSettings,
     nodes: BTreeMap<&'a str, &'a NodeDoc>,
+    /// The first edge of each (source, target), as [`Facts::edge`] answers:
+    /// rules ask for edges per candidate, and a scan of every edge each
+    /// time was quadratic on graphs of 10^5 edges.
+    edges: BTreeMap<(&'a str, &'a str), &'a EdgeDoc>,
     hotspots: BTreeMap<&'a str, &'a Hotspot>,
     anomalies: BTreeMap<String, BTreeSet<String>>,
 }
@@ -31,6 +35,7 @@ impl<'a> Facts<'a> {
             doc,
             settings,
             nodes: doc.nodes.iter().map(|n| (n.id.as_str(), n)).collect(),
+            edges: first_edges(doc),
             hotspots: hotspots.iter().map(|h| (h.key.as_str(), h)).collect(),
             anomalies: active(anomalies, hotspots),
         }
@@ -45,10 +50,7 @@ impl<'a> Facts<'a> {
     }
 
     pub fn edge(&self, source: &str, target: &str) -> Option<&'a EdgeDoc> {
-        self.doc
-            .edges
-            .iter()
-            .find(|e| e.source == source && e.target == target)
+        self.edges.get(&(source, target)).copied()
     }
 
     /// A database-kind node whose `db.system` is a cache.
@@ -312,4 +314,14 @@ fn active(events: &[AnomalyEvent], hotspots: &[Hotspot]) -> BTreeMap<String, BTr
     }
     open.retain(|_, ids| !ids.is_empty());
     open
+}
+
+fn first_edges(doc: &GraphDoc) -> BTreeMap<(&str, &str), &EdgeDoc> {
+    let mut edges = BTreeMap::new();
+    for e in &doc.edges {
+        edges
+            .entry((e.source.as_str(), e.target.as_str()))
+            .or_insert(e);
+    }
+    edges
 }

@@ -50,15 +50,38 @@ pub fn candidates(facts: &Facts<'_>) -> Vec<Candidate> {
     out
 }
 
+/// Edges the rules consider, at most. Scenarios are for the top
+/// hotspots; on a graph of 10^5 edges, candidates for every edge took
+/// hundreds of MiB and most of a core on every ranking change. Smaller
+/// graphs (every test workload, most deployments) are not cut at all.
+const MAX_EDGES: usize = 256;
+
 /// Synchronous edges from a service with enough calls: the ones a proxy or
 /// a network fault can sit on. Messaging edges are handled per destination.
-fn injectable_edges<'a>(facts: &'a Facts<'_>) -> impl Iterator<Item = &'a EdgeDoc> + 'a {
-    facts.doc.edges.iter().filter(|e| {
-        e.kind != EdgeKind::Messaging
-            && e.calls >= facts.settings.min_calls
-            && facts.is_service(&e.source)
-            && facts.node(&e.target).is_some()
-    })
+/// Past [`MAX_EDGES`], hotspot edges first (by rank), then the busiest
+/// (ties by key, so the choice is stable), in document order.
+fn injectable_edges<'a>(facts: &'a Facts<'_>) -> Vec<&'a EdgeDoc> {
+    let mut edges: Vec<(usize, &EdgeDoc)> = facts
+        .doc
+        .edges
+        .iter()
+        .filter(|e| {
+            e.kind != EdgeKind::Messaging
+                && e.calls >= facts.settings.min_calls
+                && facts.is_service(&e.source)
+                && facts.node(&e.target).is_some()
+        })
+        .enumerate()
+        .collect();
+    if edges.len() > MAX_EDGES {
+        edges.sort_by_cached_key(|(_, e)| {
+            let rank = facts.hotspot(&e.key()).map_or(usize::MAX, |h| h.rank);
+            (rank, std::cmp::Reverse(e.calls), e.key())
+        });
+        edges.truncate(MAX_EDGES);
+        edges.sort_by_key(|&(i, _)| i);
+    }
+    edges.into_iter().map(|(_, e)| e).collect()
 }
 
 pub(super) fn points(weight: f64, fit: f64) -> f64 {
@@ -117,6 +140,60 @@ pub(super) fn critical_share(facts: &Facts<'_>, e: &EdgeDoc) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operators::{AnomalyEvent, Hotspot};
+    use crate::scenarios::graph::GraphDoc;
+    use crate::scenarios::settings::ScenarioSettings;
+
+    #[test]
+    fn large_graphs_are_cut_to_hotspots_then_the_busiest_edges() {
+        let edges = MAX_EDGES + 44;
+        let nodes: Vec<_> = (0..=edges)
+            .map(|i| serde_json::json!({"id": format!("s{i}"), "kind": "service"}))
+            .collect();
+        // s0 calls every other service; s1 the least, then more and more.
+        let edge_docs: Vec<_> = (1..=edges)
+            .map(|i| {
+                serde_json::json!({"source": "s0", "target": format!("s{i}"), "kind": "rpc", "calls": 100 + i})
+            })
+            .collect();
+        let doc: GraphDoc =
+            serde_json::from_value(serde_json::json!({"nodes": nodes, "edges": edge_docs}))
+                .unwrap();
+        let hot = Edge("s0", "s1");
+        let hotspots: Vec<Hotspot> = vec![serde_json::from_value(serde_json::json!({
+            "seq": 1, "rank": 1, "key": hot.key(), "score": 10.0, "components": [],
+            "target": {"type": "edge", "source": "s0", "target": "s1", "kind": "rpc"},
+            "target_factor": 1.0, "feedback_weight": 1.0, "anomalies": [],
+            "signals": {}, "at_ms": 0
+        }))
+        .unwrap()];
+        let settings = ScenarioSettings::default();
+        let none: [AnomalyEvent; 0] = [];
+        let facts = Facts::new(&doc, &hotspots, &none, &settings);
+        let kept = injectable_edges(&facts);
+        assert_eq!(kept.len(), MAX_EDGES);
+        // The hotspot (the quietest edge) first in document order, then the
+        // busiest: the 255 targets from s46 up.
+        assert_eq!(kept[0].target, "s1");
+        assert_eq!(kept[1].target, "s46");
+        assert_eq!(kept.last().unwrap().target, format!("s{edges}"));
+        // A small graph is not cut.
+        let small = GraphDoc {
+            nodes: doc.nodes[..10].to_vec(),
+            edges: doc.edges[..9].to_vec(),
+            ..GraphDoc::default()
+        };
+        let facts = Facts::new(&small, &hotspots, &none, &settings);
+        assert_eq!(injectable_edges(&facts).len(), 9);
+    }
+
+    struct Edge(&'static str, &'static str);
+
+    impl Edge {
+        fn key(&self) -> String {
+            format!("edge:{}->{}", self.0, self.1)
+        }
+    }
 
     #[test]
     fn nice_keeps_two_significant_digits() {
