@@ -20,6 +20,9 @@ pub struct Facts<'a> {
     /// rules ask for edges per candidate, and a scan of every edge each
     /// time was quadratic on graphs of 10^5 edges.
     edges: BTreeMap<(&'a str, &'a str), &'a EdgeDoc>,
+    /// [`Facts::entry`] without a path, found once: it reads every node
+    /// and edge, and was asked once per candidate.
+    entry: Option<&'a NodeDoc>,
     hotspots: BTreeMap<&'a str, &'a Hotspot>,
     anomalies: BTreeMap<String, BTreeSet<String>>,
 }
@@ -31,10 +34,13 @@ impl<'a> Facts<'a> {
         anomalies: &[AnomalyEvent],
         settings: &'a ScenarioSettings,
     ) -> Facts<'a> {
+        let nodes: BTreeMap<&str, &NodeDoc> =
+            doc.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
         Facts {
             doc,
             settings,
-            nodes: doc.nodes.iter().map(|n| (n.id.as_str(), n)).collect(),
+            entry: busiest_entry(doc, &nodes),
+            nodes,
             edges: first_edges(doc),
             hotspots: hotspots.iter().map(|h| (h.key.as_str(), h)).collect(),
             anomalies: active(anomalies, hotspots),
@@ -112,29 +118,9 @@ impl<'a> Facts<'a> {
     /// Where requests enter: the root of `path`, else the busiest service
     /// called from outside, else the busiest service.
     pub fn entry(&self, path: Option<&PathDoc>) -> Option<&'a NodeDoc> {
-        if let Some(n) = path
-            .and_then(|p| p.nodes.first())
+        path.and_then(|p| p.nodes.first())
             .and_then(|n| self.node(n))
-        {
-            return Some(n);
-        }
-        let called_from_outside = |n: &&NodeDoc| {
-            self.doc
-                .edges
-                .iter()
-                .any(|e| e.target == n.id && !self.is_service(&e.source))
-        };
-        let services = || {
-            self.doc
-                .nodes
-                .iter()
-                .filter(|n| n.kind == NodeKind::Service)
-        };
-        let busiest = |a: &&NodeDoc, b: &&NodeDoc| a.calls.cmp(&b.calls).then(b.id.cmp(&a.id));
-        services()
-            .filter(called_from_outside)
-            .max_by(busiest)
-            .or_else(|| services().max_by(busiest))
+            .or(self.entry)
     }
 
     /// Messaging edges carrying `destination`'s messages: producers' edges
@@ -324,4 +310,22 @@ fn first_edges(doc: &GraphDoc) -> BTreeMap<(&str, &str), &EdgeDoc> {
             .or_insert(e);
     }
     edges
+}
+
+/// The busiest service called from outside (by a node that is not a
+/// service), else the busiest service; ties by id.
+fn busiest_entry<'a>(doc: &'a GraphDoc, nodes: &BTreeMap<&str, &NodeDoc>) -> Option<&'a NodeDoc> {
+    let is_service = |id: &str| nodes.get(id).is_some_and(|n| n.kind == NodeKind::Service);
+    let called_from_outside: BTreeSet<&str> = doc
+        .edges
+        .iter()
+        .filter(|e| !is_service(&e.source))
+        .map(|e| e.target.as_str())
+        .collect();
+    let services = || doc.nodes.iter().filter(|n| n.kind == NodeKind::Service);
+    let busiest = |a: &&NodeDoc, b: &&NodeDoc| a.calls.cmp(&b.calls).then(b.id.cmp(&a.id));
+    services()
+        .filter(|n| called_from_outside.contains(n.id.as_str()))
+        .max_by(busiest)
+        .or_else(|| services().max_by(busiest))
 }
