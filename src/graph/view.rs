@@ -2,7 +2,7 @@
 //!
 //! Field names are a public contract (`GET /api/graph`); add, never rename.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -243,25 +243,52 @@ fn operations(ops: &super::partial::FastMap<Arc<str>, CallStats>) -> Vec<Operati
 }
 
 /// For each node, how many distinct nodes are reachable from it.
+///
+/// One breadth-first walk per node with edges; names become dense indexes
+/// first and `seen` is a stamp per node, so a walk touches integers only.
+/// Why: with 10^5 edges among 300 services, walks over names and ordered
+/// sets of them took seconds per view, and a view is built for every
+/// evaluated window.
 fn fan_out<'a>(edges: &[(&'a Arc<str>, &'a Arc<str>)]) -> HashMap<&'a Arc<str>, usize> {
-    let mut next: HashMap<&Arc<str>, Vec<&Arc<str>>> = HashMap::new();
-    for (s, t) in edges {
-        next.entry(*s).or_default().push(*t);
+    let mut index: HashMap<&Arc<str>, u32> = HashMap::new();
+    let mut names: Vec<&Arc<str>> = Vec::new();
+    let mut id = |n: &'a Arc<str>| {
+        *index.entry(n).or_insert_with(|| {
+            names.push(n);
+            names.len() as u32 - 1
+        })
+    };
+    let pairs: Vec<(u32, u32)> = edges.iter().map(|(s, t)| (id(s), id(t))).collect();
+    let mut next: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
+    for (s, t) in pairs {
+        next[s as usize].push(t);
     }
-    next.keys()
-        .map(|start| {
-            let mut seen: BTreeSet<&Arc<str>> = BTreeSet::new();
-            let mut todo: VecDeque<&Arc<str>> = VecDeque::from([*start]);
-            while let Some(n) = todo.pop_front() {
-                for t in next.get(n).into_iter().flatten() {
-                    if t != start && seen.insert(*t) {
-                        todo.push_back(*t);
-                    }
+    for targets in &mut next {
+        targets.sort_unstable();
+        targets.dedup();
+    }
+    let mut seen = vec![u32::MAX; names.len()];
+    let mut todo = VecDeque::new();
+    let mut out = HashMap::new();
+    for start in 0..names.len() as u32 {
+        if next[start as usize].is_empty() {
+            continue;
+        }
+        seen[start as usize] = start;
+        todo.push_back(start);
+        let mut reached = 0;
+        while let Some(n) = todo.pop_front() {
+            for &t in &next[n as usize] {
+                if seen[t as usize] != start {
+                    seen[t as usize] = start;
+                    reached += 1;
+                    todo.push_back(t);
                 }
             }
-            (*start, seen.len())
-        })
-        .collect()
+        }
+        out.insert(names[start as usize], reached);
+    }
+    out
 }
 
 #[cfg(test)]
