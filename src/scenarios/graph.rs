@@ -176,8 +176,10 @@ pub struct GraphDoc {
 }
 
 impl GraphDoc {
-    /// The view through its JSON form (see the module comment).
+    /// The view through its JSON form (see the module comment), as text:
+    /// a `serde_json::Value` tree of a view with 10^5 edges took about
+    /// 250 MiB (a map per edge and per latency), the text about a fifth.
     pub fn from_view(view: &GraphView) -> Result<GraphDoc, serde_json::Error> {
-        serde_json::from_value(serde_json::to_value(view)?)
+        serde_json::from_slice(&serde_json::to_vec(view)?)
     }
 }
