@@ -17,6 +17,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. benches/common.sh
 DURATION=${DURATION:-20s}
 # 16 connections keep both collectors CPU-bound on their core (with 4, rotel
 # waits on its own latency and uses about half a core).
@@ -52,16 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "compare.sh: nothing listens on port $1; the server said:" >&2
-  cat "$DATA"/*.log >&2
-  exit 1
-}
-
 # utime + stime of a process (all threads), in seconds.
 cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
@@ -77,8 +68,8 @@ run() {
   shift 3
   taskset -c "$SERVER_CPU" "$@" >"$DATA/$name.log" 2>&1 &
   SERVER_PID=$!
-  wait_for_port "$GRPC_PORT"
-  [ -n "$metrics" ] && wait_for_port "$API_PORT"
+  wait_for_port "$GRPC_PORT" "$DATA"/*.log
+  [ -n "$metrics" ] && wait_for_port "$API_PORT" "$DATA"/*.log
   local cpu0 cpu1
   cpu0=$(cpu_seconds "$SERVER_PID")
   local extra=()

@@ -30,6 +30,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. benches/common.sh
 MAX_DURATION=${MAX_DURATION:-5s}
 DURATION=${DURATION:-30s}
 LOAD_SHARE=${LOAD_SHARE:-0.5}
@@ -61,27 +62,12 @@ SERVE_ARGS=()
 
 SERVER_PID=
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  if [ -n "$SERVER_PID" ]; then stop_pid "$SERVER_PID"; fi
   rm -rf "$DATA"
 }
 trap cleanup EXIT
 on_signal() { exit 130; }
 trap on_signal INT TERM
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "latency.sh: nothing listens on port $1; the server said:" >&2
-  cat "$DATA/server.log" >&2
-  exit 1
-}
 
 # utime + stime of a process (all threads), in seconds.
 cpu_seconds() {
@@ -102,8 +88,8 @@ start_server() {
     FAULTLINE_DATA_DIR="$DATA/faultline-data" FAULTLINE_LOG=warn \
     taskset -c "$SERVER_CPU" "$FAULTLINE" serve "${SERVE_ARGS[@]}" >"$DATA/server.log" 2>&1 &
   SERVER_PID=$!
-  wait_for_port "$GRPC_PORT"
-  wait_for_port "$API_PORT"
+  wait_for_port "$GRPC_PORT" "$DATA/server.log"
+  wait_for_port "$API_PORT" "$DATA/server.log"
 }
 
 stop_server() {

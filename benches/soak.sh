@@ -23,6 +23,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. benches/common.sh
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 WARMUP_SECONDS=${WARMUP_SECONDS:-180}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-30}
@@ -55,28 +56,12 @@ cp "$FAULTLINE_BIN" "$FAULTLINE"
 SERVER_PID=
 LOADGEN_PID=
 cleanup() {
-  for pid in $LOADGEN_PID $SERVER_PID; do
-    kill "$pid" 2>/dev/null || true
-    # Give it 10 s to stop gracefully, then make sure.
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  for pid in $LOADGEN_PID $SERVER_PID; do stop_pid "$pid"; done
   rm -rf "$DATA"
 }
 trap cleanup EXIT
 on_signal() { exit 130; }
 trap on_signal INT TERM
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "soak.sh: nothing listens on port $1; the server said:" >&2
-  cat "$DATA/server.log" >&2
-  exit 1
-}
 
 rss_mib() {
   awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
@@ -91,8 +76,8 @@ env FAULTLINE_GRPC_ENDPOINT=127.0.0.1:$GRPC_PORT FAULTLINE_HTTP_ENDPOINT=127.0.0
   FAULTLINE_DATA_DIR="$DATA/faultline-data" FAULTLINE_LOG=warn \
   taskset -c "$SERVER_CPU" "$FAULTLINE" serve ${SERVE_ARGS:-} >"$DATA/server.log" 2>&1 &
 SERVER_PID=$!
-wait_for_port "$GRPC_PORT"
-wait_for_port "$API_PORT"
+wait_for_port "$GRPC_PORT" "$DATA/server.log"
+wait_for_port "$API_PORT" "$DATA/server.log"
 echo "soak: idle RSS $(rss_mib "$SERVER_PID") MiB; sending $RATE spans/s over $EDGES edges for ${SOAK_SECONDS}s" \
   "(warm-up ${WARMUP_SECONDS}s, load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 

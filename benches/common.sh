@@ -1,0 +1,24 @@
+# Helpers shared by the benchmark scripts (sourced, not run).
+
+# wait_for_port PORT LOG...: waits up to 10 s for something to listen on
+# 127.0.0.1:PORT; otherwise prints the logs and exits 1.
+wait_for_port() {
+  local port=$1
+  shift
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$(basename "$0"): nothing listens on port $port; the server said:" >&2
+  cat "$@" >&2
+  exit 1
+}
+
+# stop_pid PID: asks the process to stop, gives it 10 s to stop
+# gracefully, then makes sure.
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
