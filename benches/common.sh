@@ -22,3 +22,16 @@ stop_pid() {
   kill -9 "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
+
+# use_faultline DIR: sets FAULTLINE to a private copy, in DIR, of
+# $FAULTLINE_BIN, building faultline (release) first when that is unset.
+# Private because the shared target dir may be rebuilt during a long run.
+use_faultline() {
+  if [ -z "${FAULTLINE_BIN:-}" ]; then
+    echo "building faultline (release)..." >&2
+    cargo build --release --quiet
+    FAULTLINE_BIN=${CARGO_TARGET_DIR:-target}/release/faultline
+  fi
+  FAULTLINE=$1/faultline
+  cp "$FAULTLINE_BIN" "$FAULTLINE"
+}

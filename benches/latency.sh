@@ -44,19 +44,11 @@ LOADGEN_CPU=${LOADGEN_CPU:-1}
 GRPC_PORT=${GRPC_PORT:-48317}
 HTTP_PORT=$((GRPC_PORT + 1))
 API_PORT=$((GRPC_PORT + 2))
-TARGET=${CARGO_TARGET_DIR:-target}
 
 command -v taskset >/dev/null || { echo "latency.sh: needs taskset (util-linux)" >&2; exit 1; }
 
-if [ -z "${FAULTLINE_BIN:-}" ]; then
-  echo "building faultline (release)..." >&2
-  cargo build --release --quiet
-  FAULTLINE_BIN=$TARGET/release/faultline
-fi
-# A private copy: the shared target dir may be rebuilt under us.
 DATA=$(mktemp -d)
-FAULTLINE=$DATA/faultline
-cp "$FAULTLINE_BIN" "$FAULTLINE"
+use_faultline "$DATA"
 SERVE_ARGS=()
 [ -n "${CONFIG:-}" ] && SERVE_ARGS+=(--config "$CONFIG")
 

@@ -35,7 +35,6 @@ LOADGEN_CPU=${LOADGEN_CPU:-1}
 GRPC_PORT=${GRPC_PORT:-47317}
 HTTP_PORT=$((GRPC_PORT + 1))
 API_PORT=$((GRPC_PORT + 2))
-TARGET=${CARGO_TARGET_DIR:-target}
 
 command -v taskset >/dev/null || { echo "soak.sh: needs taskset (util-linux)" >&2; exit 1; }
 if [ "$WARMUP_SECONDS" -ge "$SOAK_SECONDS" ]; then
@@ -43,15 +42,8 @@ if [ "$WARMUP_SECONDS" -ge "$SOAK_SECONDS" ]; then
   exit 1
 fi
 
-if [ -z "${FAULTLINE_BIN:-}" ]; then
-  echo "building faultline (release)..." >&2
-  cargo build --release --quiet
-  FAULTLINE_BIN=$TARGET/release/faultline
-fi
-# A private copy: the shared target dir may be rebuilt under us during a long run.
 DATA=$(mktemp -d)
-FAULTLINE=$DATA/faultline
-cp "$FAULTLINE_BIN" "$FAULTLINE"
+use_faultline "$DATA"
 
 SERVER_PID=
 LOADGEN_PID=
