@@ -66,11 +66,18 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
 }
 
-# Seconds the process's threads spent waiting on a run queue (runnable, CPU
-# busy with something else): on a shared machine, the time other processes
-# took from the server's core. 0 where schedstats are off.
-wait_seconds() {
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ w += $2 } END { printf "%.3f", w / 1e9 }'
+# Busy and stolen seconds of CPU $1 so far (/proc/stat): less the CPU time
+# of the process pinned there, what other processes took from that core.
+core_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" -v cpu="cpu$1" \
+    '$1 == cpu { printf "%.2f %.2f", ($2 + $3 + $4 + $7 + $8) / hz, $9 / hz }' /proc/stat
+}
+
+# A point in a measured run: the server's CPU, its core's busy and stolen
+# seconds, the wall clock, the load generator's core's busy seconds.
+mark() {
+  echo "$(cpu_seconds "$SERVER_PID") $(core_seconds "$SERVER_CPU") $(date +%s.%N)" \
+    "$(core_seconds "$LOADGEN_CPU" | cut -d' ' -f1)"
 }
 
 start_server() {
@@ -111,36 +118,37 @@ for phase in $PHASES; do
   latency)
     echo "latency: finding max load (flat out, $MAX_DURATION, $CONCURRENCY connections)..." >&2
     start_server
-    mwait0=$(wait_seconds "$SERVER_PID")
+    m0=$(mark)
     loadgen "$DATA/max.json" --duration "$MAX_DURATION" --concurrency "$CONCURRENCY"
-    mwait1=$(wait_seconds "$SERVER_PID")
+    m1=$(mark)
     stop_server
     MAX=$(field "$DATA/max.json" spans_per_second)
     RATE=$(python3 -c "print(round($MAX * $LOAD_SHARE))")
     echo "latency: running at $RATE spans/s for $DURATION with $PROBES probes..." >&2
     start_server
-    cpu0=$(cpu_seconds "$SERVER_PID") wait0=$(wait_seconds "$SERVER_PID")
+    p0=$(mark)
     loadgen "$DATA/paced.json" --rate "$RATE" --duration "$DURATION" --concurrency "$CONCURRENCY" \
       --probes "$PROBES"
-    cpu1=$(cpu_seconds "$SERVER_PID") wait1=$(wait_seconds "$SERVER_PID")
+    p1=$(mark)
     stop_server
-    python3 - "$DATA/max.json" "$DATA/paced.json" "$LOAD_SHARE" "$cpu0" "$cpu1" "$wait0" "$wait1" \
-      "$mwait0" "$mwait1" <<'PY'
+    python3 - "$DATA/max.json" "$DATA/paced.json" "$LOAD_SHARE" "$m0" "$m1" "$p0" "$p1" <<'PY'
 import json, sys
 m, r, share = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
-cpu0, cpu1, wait0, wait1, mwait0, mwait1 = map(float, sys.argv[4:10])
+def cores(before, after):
+    (s0, b0, t0, w0, _), (s1, b1, t1, w1, _) = map(float, before.split()), map(float, after.split())
+    e = w1 - w0
+    return (f"server {(s1 - s0) / e:.0%} of its core, other processes {max(b1 - b0 - (s1 - s0), 0) / e:.0%}, "
+            f"stolen {(t1 - t0) / e:.0%}")
 def lost(x):
     probes = (x.get("probes") or {}).get("spans_accepted", 0)
     return x["spans_sent"] - x["spans_rejected"] + probes - (x["server_accepted"] or 0)
 print(f"latency: max load {m['spans_per_second']:.0f} spans/s (export p50 {m['latency_p50_ms']:.2f} ms, "
-      f"p99 {m['latency_p99_ms']:.2f} ms; failed {m['failed_requests']}, unaccounted {lost(m)}; "
-      f"the server waited {mwait1 - mwait0:.2f} s of {m['elapsed_seconds']:.1f} s for its core)")
+      f"p99 {m['latency_p99_ms']:.2f} ms; failed {m['failed_requests']}, unaccounted {lost(m)})")
+print(f"latency: during it: {cores(sys.argv[4], sys.argv[5])}")
 print(f"latency: at {share:.0%} of it: {r['spans_per_second']:.0f} spans/s, export p50 {r['latency_p50_ms']:.2f} ms, "
       f"p99 {r['latency_p99_ms']:.2f} ms, max {r['latency_max_ms']:.2f} ms "
       f"(failed {r['failed_requests']}, unaccounted {lost(r)})")
-elapsed = r["elapsed_seconds"]
-print(f"latency: server CPU {cpu1 - cpu0:.2f} s = {(cpu1 - cpu0) / elapsed:.0%} of its core; "
-      f"it waited {wait1 - wait0:.2f} s for its core (other processes, other threads)")
+print(f"latency: during it: {cores(sys.argv[6], sys.argv[7])}")
 p = r["probes"]
 for name in ("graph", "signals"):
     v = p[name]
@@ -158,27 +166,30 @@ PY
   gzip)
     echo "gzip: flat out with gzip over gRPC for $GZIP_DURATION, $GZIP_CONCURRENCY connections..." >&2
     start_server
-    cpu0=$(cpu_seconds "$SERVER_PID") wait0=$(wait_seconds "$SERVER_PID")
+    g0=$(mark)
     loadgen "$DATA/gzip.json" --gzip --duration "$GZIP_DURATION" --concurrency "$GZIP_CONCURRENCY"
-    cpu1=$(cpu_seconds "$SERVER_PID") wait1=$(wait_seconds "$SERVER_PID")
+    g1=$(mark)
     stop_server
-    python3 - "$DATA/gzip.json" "$cpu0" "$cpu1" "$(cat "$DATA/gzip.json.cpu")" "$wait0" "$wait1" <<'PY'
+    python3 - "$DATA/gzip.json" "$g0" "$g1" "$(cat "$DATA/gzip.json.cpu")" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-server = float(sys.argv[3]) - float(sys.argv[2])
+(s0, b0, t0, w0, l0), (s1, b1, t1, w1, l1) = map(float, sys.argv[2].split()), map(float, sys.argv[3].split())
+server, others, stolen = s1 - s0, max(b1 - b0 - (s1 - s0), 0), t1 - t0
 loadgen = sum(map(float, sys.argv[4].split()))
-waited = float(sys.argv[6]) - float(sys.argv[5])
-elapsed = r["elapsed_seconds"]
+loadgen_others = max(l1 - l0 - loadgen, 0)
+elapsed = w1 - w0
 lost = r["spans_sent"] - r["spans_rejected"] - (r["server_accepted"] or 0)
 rate = r["spans_per_second"]
 per_cpu_s = r["spans_sent"] / max(server, 1e-9)
 print(f"gzip: {rate:.0f} spans/s over OTLP/gRPC with gzip, export p50 {r['latency_p50_ms']:.2f} ms, "
       f"p99 {r['latency_p99_ms']:.2f} ms (failed {r['failed_requests']}, unaccounted {lost})")
-print(f"gzip: server CPU {server:.2f} s = {server / elapsed:.0%} of its core "
-      f"({per_cpu_s:.0f} spans per CPU second), it waited {waited:.2f} s for its core; "
-      f"load generator CPU {loadgen:.2f} s = {loadgen / elapsed:.0%} of its core")
+print(f"gzip: server CPU {server:.2f} s = {server / elapsed:.0%} of its core ({per_cpu_s:.0f} spans "
+      f"per CPU second); other processes {others / elapsed:.0%} of that core, stolen {stolen / elapsed:.0%}; "
+      f"load generator CPU {loadgen:.2f} s = {loadgen / elapsed:.0%} of its core "
+      f"(other processes {loadgen_others / elapsed:.0%} of it)")
 if server / elapsed < 0.9:
-    print("gzip: the server did not fill its core: the load generator (or the machine) limited the rate")
+    print(f"gzip: the server did not fill its core, so the rate understates it; at {per_cpu_s:.0f} spans "
+          f"per CPU second a whole core would take about that many per second")
 ok = rate >= 400_000 and r["failed_requests"] == 0 and lost == 0
 print(f"gzip spans/s per core: {rate:.0f} {'>=' if ok else '<'} 400000: {'PASS' if ok else 'FAIL'}")
 PY

@@ -10,6 +10,7 @@ pub mod messaging;
 pub mod naming;
 pub mod pairing;
 pub mod partial;
+pub mod recent;
 pub mod render;
 pub mod settings;
 pub mod shard;

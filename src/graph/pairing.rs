@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::naming::PeerNode;
 use crate::model::{SpanId, TraceId};
@@ -89,7 +90,9 @@ impl PairingCounters {
 struct Pending {
     deadline_ms: u64,
     client: Option<ClientSide>,
-    servers: Vec<ServerSide>,
+    /// Inline for the usual one: a heap `Vec` here was an allocation for
+    /// every call whose server span arrived first.
+    servers: SmallVec<[ServerSide; 1]>,
     /// A producer that already paired with a consumer.
     matched: bool,
 }
@@ -158,14 +161,20 @@ impl PairingStore {
             pending.client = Some(client);
             return;
         }
-        for server in pending.servers.drain(..) {
-            out.push(Outcome::Pair(client.clone(), server));
-        }
         if client.producer {
+            for server in pending.servers.drain(..) {
+                out.push(Outcome::Pair(client.clone(), server));
+            }
             pending.matched = true;
             pending.client = Some(client);
         } else {
-            entry.remove();
+            // The usual case, one server: the client moves into its pair.
+            let mut servers = entry.remove().servers;
+            let last = servers.pop().expect("checked not empty above");
+            for server in servers {
+                out.push(Outcome::Pair(client.clone(), server));
+            }
+            out.push(Outcome::Pair(client, last));
         }
         self.counters.paired += 1;
     }
@@ -192,13 +201,13 @@ impl PairingStore {
             pending.servers.push(server);
             return;
         };
-        out.push(Outcome::Pair(client.clone(), server));
         // A producer stays for further consumers; it counts as paired once.
         let first_match = !pending.matched;
         if client.producer {
+            out.push(Outcome::Pair(client.clone(), server));
             pending.matched = true;
-        } else {
-            entry.remove();
+        } else if let Some(client) = entry.remove().client {
+            out.push(Outcome::Pair(client, server));
         }
         if first_match {
             self.counters.paired += 1;

@@ -3,9 +3,10 @@
 //! Partials are the unit of merging: shards, windows (and later, aggregators
 //! on other machines) each hold partials, and a read merges them.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use hashbrown::hash_map::{Entry, RawEntryMut};
+use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,13 +84,10 @@ impl WindowPartial {
     }
 
     pub fn destination(&mut self, name: &Arc<str>) -> &mut DestinationStats {
-        if !self.destinations.contains_key(name) {
-            self.destinations
-                .insert(name.clone(), DestinationStats::default());
+        match self.destinations.raw_entry_mut().from_key(name) {
+            RawEntryMut::Occupied(e) => e.into_mut(),
+            RawEntryMut::Vacant(e) => e.insert(name.clone(), DestinationStats::default()).1,
         }
-        self.destinations
-            .get_mut(name)
-            .expect("inserted just above")
     }
 
     /// The node's entry, created with zero counts when first seen.
@@ -103,17 +101,17 @@ impl WindowPartial {
     }
 
     pub fn node(&mut self, name: &Arc<str>, kind: NodeKind) -> &mut NodeEntry {
-        if !self.nodes.contains_key(name) {
-            self.nodes.insert(name.clone(), NodeEntry::new(kind, None));
+        match self.nodes.raw_entry_mut().from_key(name) {
+            RawEntryMut::Occupied(e) => e.into_mut(),
+            RawEntryMut::Vacant(e) => e.insert(name.clone(), NodeEntry::new(kind, None)).1,
         }
-        self.nodes.get_mut(name).expect("inserted just above")
     }
 
     pub fn edge(&mut self, key: &EdgeKey) -> &mut EdgeStats {
-        if !self.edges.contains_key(key) {
-            self.edges.insert(key.clone(), EdgeStats::default());
+        match self.edges.raw_entry_mut().from_key(key) {
+            RawEntryMut::Occupied(e) => e.into_mut(),
+            RawEntryMut::Vacant(e) => e.insert(key.clone(), EdgeStats::default()).1,
         }
-        self.edges.get_mut(key).expect("inserted just above")
     }
 
     pub fn merge(&mut self, other: &WindowPartial) {

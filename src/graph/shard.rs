@@ -11,15 +11,19 @@ use std::sync::Arc;
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
 use super::partial::{EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
+use super::recent::Recent;
 use super::settings::{Limits, OVERFLOW};
 use super::stats::{add_client, Delivery, MAX_DELIVERIES};
-use super::symbols::Symbols;
+use super::symbols::{Sym, Symbols};
 use super::traces::{Recorder, SpanRec, TraceAssembler, TraceFacts};
 use super::window::{WindowSelect, Windows};
 use crate::model::{Span, SpanKind};
 
 /// The name of the virtual caller of a root SERVER span, as in Tempo.
 pub const USER_NODE: &str = "user";
+
+/// An operation's name and its symbol in trace assembly.
+type Operation = (Arc<str>, Sym);
 
 /// What a shard returns to a read.
 pub struct ShardSnapshot {
@@ -46,6 +50,14 @@ pub struct Shard {
     /// Names as trace assembly keeps them.
     names: Symbols,
     recorder: Recorder,
+    /// The admitted node of each recently seen resource's service name.
+    recent_services: Recent<Arc<str>, Arc<str>>,
+    /// The operation (and its symbol) of a (service, span name) pair, for
+    /// inbound spans (admitted) and outbound ones (interned only).
+    recent_served: Recent<(Arc<str>, Arc<str>), Operation>,
+    recent_called: Recent<Arc<str>, Operation>,
+    /// Edges known to be admitted.
+    recent_edges: Recent<EdgeKey, ()>,
 }
 
 impl Shard {
@@ -72,22 +84,20 @@ impl Shard {
             outcomes: Vec::new(),
             traces,
             recorder: Recorder::default(),
+            recent_services: Recent::default(),
+            recent_served: Recent::default(),
+            recent_called: Recent::default(),
+            recent_edges: Recent::default(),
         }
     }
 
     /// Adds one span as seen at `now_ms`.
     pub fn ingest(&mut self, span: &Span, now_ms: u64) {
-        let service = self.node_name(span.service());
+        let service = self.service_node(span.service());
         let failed = span.is_error();
         let duration = span.duration_nanos();
-        // Only served operations are admitted against `max_operations`; a
-        // CLIENT span's name is interned for trace assembly alone.
         let inbound = span.kind.is_inbound() || span.is_root();
-        let op = if inbound {
-            self.operation(&service, &span.name)
-        } else {
-            self.intern_op(&span.name)
-        };
+        let (op, op_sym) = self.span_operation(&service, &span.name, inbound);
         let node = self
             .windows
             .current(now_ms)
@@ -99,11 +109,7 @@ impl Shard {
         }
         if inbound {
             node.stats.calls.record(duration, failed);
-            node.stats
-                .operations
-                .entry(op.clone())
-                .or_default()
-                .record(duration, failed);
+            node.stats.operation(&op).record(duration, failed);
         }
         let peer = self.peer_of(span);
         self.count_message(span, &service, now_ms);
@@ -113,7 +119,7 @@ impl Shard {
             start: span.start_unix_nano,
             end: span.end_unix_nano,
             service: self.names.sym(&service),
-            name: self.names.sym(&op),
+            name: op_sym,
             peer: peer
                 .as_ref()
                 .map_or(Symbols::NONE, |p| self.names.sym(&p.name)),
@@ -312,13 +318,29 @@ impl Shard {
             known_edges,
             limits,
             overflow,
+            recent_edges,
             ..
         } = self;
         let mut record = |f: &TraceFacts| {
             let window = windows.current(now_ms);
             for &(e, attempts, retries) in &f.attempts {
-                let (source, target) = (names.name(e.source), names.name(e.target));
-                let key = admit_edge(known_edges, limits, overflow, source, target, e.kind);
+                let probe = EdgeKey {
+                    source: names.name(e.source).clone(),
+                    target: names.name(e.target).clone(),
+                    kind: e.kind,
+                };
+                let key = if recent_edges.get(&probe).is_some() {
+                    probe
+                } else {
+                    admit_edge(
+                        known_edges,
+                        limits,
+                        overflow,
+                        &probe.source,
+                        &probe.target,
+                        e.kind,
+                    )
+                };
                 let edge = window.edge(&key);
                 edge.attempts += attempts;
                 edge.retries += retries;
@@ -450,6 +472,54 @@ impl Shard {
         arc
     }
 
+    /// [`Shard::node_name`] of a resource's service, remembered by address:
+    /// the spans of a request share their resource's name.
+    fn service_node(&mut self, service: &Arc<str>) -> Arc<str> {
+        if let Some(node) = self.recent_services.get(service) {
+            return node.clone();
+        }
+        let node = self.node_name(service);
+        if !Arc::ptr_eq(&node, &self.overflow) {
+            self.recent_services.put(service.clone(), node.clone());
+        }
+        node
+    }
+
+    /// A span's operation and its symbol. Only served operations are
+    /// admitted against `max_operations`; a CLIENT span's name is interned
+    /// for trace assembly alone. Remembered by the addresses of the service
+    /// and the span name, which a decoded request shares between its spans.
+    fn span_operation(
+        &mut self,
+        service: &Arc<str>,
+        name: &Arc<str>,
+        inbound: bool,
+    ) -> (Arc<str>, Sym) {
+        let served = (service.clone(), name.clone());
+        let known = if inbound {
+            self.recent_served.get(&served)
+        } else {
+            self.recent_called.get(name)
+        };
+        if let Some((op, sym)) = known {
+            return (op.clone(), *sym);
+        }
+        let op = if inbound {
+            self.operation(service, name)
+        } else {
+            self.intern_op(name)
+        };
+        let sym = self.names.sym(&op);
+        if !Arc::ptr_eq(&op, &self.overflow) {
+            if inbound {
+                self.recent_served.put(served, (op.clone(), sym));
+            } else {
+                self.recent_called.put(name.clone(), (op.clone(), sym));
+            }
+        }
+        (op, sym)
+    }
+
     /// The interned, admitted name for a node (or the overflow node).
     fn node_name(&mut self, name: &str) -> Arc<str> {
         if let Some(known) = self.known.get(name) {
@@ -464,14 +534,26 @@ impl Shard {
     }
 
     fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> EdgeKey {
-        admit_edge(
+        let probe = EdgeKey {
+            source,
+            target,
+            kind,
+        };
+        if self.recent_edges.get(&probe).is_some() {
+            return probe;
+        }
+        let key = admit_edge(
             &mut self.known_edges,
             &self.limits,
             &self.overflow,
-            &source,
-            &target,
+            &probe.source,
+            &probe.target,
             kind,
-        )
+        );
+        if !Arc::ptr_eq(&key.source, &self.overflow) {
+            self.recent_edges.put(probe, ());
+        }
+        key
     }
 
     /// An operation name, interned without admitting it (bounded like the

@@ -126,8 +126,13 @@ impl Prober {
         })
     }
 
-    /// Sends the probes evenly over `[start, start + duration)` and waits
-    /// for each to be seen or to time out.
+    /// Sends one probe in each of `count` equal slots of
+    /// `[start, start + duration)`, at a pseudo-random point of its slot, and
+    /// waits for each to be seen or to time out.
+    ///
+    /// The random point matters: probes at a fixed spacing sample only a few
+    /// phases of the window and tick (at 500 ms spacing, two), and their
+    /// delays then say more about those phases than about the collector.
     pub(super) async fn run(
         self,
         client: Client,
@@ -139,7 +144,7 @@ impl Prober {
         let mut tasks = tokio::task::JoinSet::new();
         let probe = std::sync::Arc::new(self);
         for k in 0..count {
-            let at = start + spacing * k as u32 + spacing / 2;
+            let at = start + spacing * k as u32 + spacing.mul_f64(unit(probe.run, k));
             let (probe, client) = (probe.clone(), client.clone());
             tasks.spawn(async move {
                 tokio::time::sleep_until(at.into()).await;
@@ -227,6 +232,14 @@ impl Prober {
         }
         Some((PROBE_SPANS.saturating_sub(rejected), graph, signals))
     }
+}
+
+/// A pseudo-random number in `[0, 1)` for probe `k` of run `run`.
+fn unit(run: u64, k: usize) -> f64 {
+    let mut x = (run << 32 ^ k as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) as f64 / (u64::MAX as f64 + 1.0)
 }
 
 fn has_edge(graph: &Value, source: &str, target: &str) -> bool {
@@ -330,6 +343,20 @@ mod tests {
         let mut delays = vec![30.0, 10.0, 20.0];
         let v = Visibility::of(&mut delays, 1);
         assert_eq!((v.seen, v.missed, v.p50_ms, v.max_ms), (3, 1, 20.0, 30.0));
+    }
+
+    #[test]
+    fn probe_times_spread_over_their_slots() {
+        let points: Vec<f64> = (0..1000).map(|k| unit(0x12_3456, k)).collect();
+        assert!(points.iter().all(|u| (0.0..1.0).contains(u)));
+        for tenth in 0..10 {
+            let lo = tenth as f64 / 10.0;
+            let n = points
+                .iter()
+                .filter(|u| (lo..lo + 0.1).contains(*u))
+                .count();
+            assert!((60..140).contains(&n), "{n} of 1000 in [{lo}, {lo} + 0.1)");
+        }
     }
 
     #[test]

@@ -39,7 +39,75 @@ pub struct Attributes {
     pub timed_out: bool,
 }
 
+/// Every key [`Attributes::set`] keeps, for [`Attributes::may_keep`].
+const KEPT: [&str; 21] = [
+    sc::HTTP_STATUS_CODE,
+    sc::HTTP_STATUS_CODE_LEGACY,
+    sc::RPC_GRPC_STATUS_CODE,
+    sc::HTTP_RESEND_COUNT,
+    sc::ERROR_TYPE,
+    sc::EXCEPTION_TYPE,
+    sc::PEER_SERVICE,
+    sc::SERVER_ADDRESS,
+    sc::NETWORK_PEER_ADDRESS,
+    sc::NETWORK_PEER_PORT,
+    sc::DB_SYSTEM,
+    sc::DB_SYSTEM_NAME,
+    sc::DB_NAME,
+    sc::DB_NAMESPACE,
+    sc::MESSAGING_SYSTEM,
+    sc::MESSAGING_DESTINATION,
+    sc::MESSAGING_DESTINATION_LEGACY,
+    sc::MESSAGING_MESSAGE_ID,
+    sc::MESSAGING_KAFKA_KEY,
+    sc::MESSAGING_PARTITION,
+    sc::MESSAGING_KAFKA_PARTITION_LEGACY,
+];
+
+/// Bit `b` of word `b / 64` is set when some kept key starts with byte `b`.
+const FIRST_BYTES: [u64; 4] = {
+    let mut bits = [0u64; 4];
+    let mut i = 0;
+    while i < KEPT.len() {
+        let b = KEPT[i].as_bytes()[0] as usize;
+        bits[b / 64] |= 1 << (b % 64);
+        i += 1;
+    }
+    bits
+};
+
+/// The shortest and longest kept keys.
+const KEY_LENGTHS: (usize, usize) = {
+    let (mut min, mut max, mut i) = (usize::MAX, 0, 0);
+    while i < KEPT.len() {
+        let n = KEPT[i].len();
+        if n < min {
+            min = n;
+        }
+        if n > max {
+            max = n;
+        }
+        i += 1;
+    }
+    (min, max)
+};
+
 impl Attributes {
+    /// False for most keys the graph does not read, by their length and
+    /// first byte alone: a span's attributes are mostly not the graph's,
+    /// and this spares each of them the string match of [`Attributes::set`].
+    /// True does not mean kept; `set` decides.
+    #[inline(always)]
+    pub fn may_keep(key: &str) -> bool {
+        let (min, max) = KEY_LENGTHS;
+        match key.as_bytes().first() {
+            Some(&b) if (min..=max).contains(&key.len()) => {
+                FIRST_BYTES[usize::from(b) / 64] & (1 << (b % 64)) != 0
+            }
+            _ => false,
+        }
+    }
+
     /// Keeps `value` if `key` is one the graph reads. Returns whether it was kept.
     pub fn set(&mut self, key: &str, value: Value<'_>) -> bool {
         match key {
@@ -178,6 +246,17 @@ mod tests {
         assert_eq!(a.http_status_code, Some(503));
         assert_eq!(a.network_peer_port.as_deref(), Some("5432"));
         assert!(a.is_database());
+    }
+
+    #[test]
+    fn the_prefilter_passes_every_kept_key() {
+        for key in KEPT {
+            assert!(Attributes::may_keep(key), "{key}");
+            assert!(Attributes::default().set(key, Value::Str("1")), "{key}");
+        }
+        for key in ["attr.0", "", "x", "thread.id", "code.function.name"] {
+            assert!(!Attributes::may_keep(key), "{key}");
+        }
     }
 
     #[test]

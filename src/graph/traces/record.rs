@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hashbrown::hash_map::RawEntryMut;
+
 use super::read::{TraceEdge, TraceFacts};
 use crate::graph::partial::{FastMap, PathKey};
 use crate::graph::stats::{ClusterStats, PathStats};
@@ -42,10 +44,13 @@ impl Recorder {
     ) {
         for p in &facts.paths {
             let key = self.path_key(facts.nodes(p), names);
-            if !paths.contains_key(&key) && paths.len() >= max_paths {
-                continue;
-            }
-            let stats = paths.entry(key).or_default();
+            // One lookup: hashing a path hashes every name on it.
+            let full = paths.len() >= max_paths;
+            let stats = match paths.raw_entry_mut().from_key(&key) {
+                RawEntryMut::Occupied(e) => e.into_mut(),
+                RawEntryMut::Vacant(_) if full => continue,
+                RawEntryMut::Vacant(e) => e.insert(key, PathStats::default()).1,
+            };
             stats.traces += 1;
             stats.errors += u64::from(p.failed);
             stats.latency.record(facts.root_ns);

@@ -213,37 +213,31 @@ impl<'a> FastDecoder<'a> {
     ) -> Result<(), WireError> {
         let mut p = SpanParts::default();
         let mut r = Reader::new(body);
-        while let Some((tag, wt)) = r.key()? {
-            match tag {
-                1 => p.trace_id = r.bytes(&SPAN, tag, wt)?,
-                2 => p.span_id = r.bytes(&SPAN, tag, wt)?,
-                4 => p.parent = r.bytes(&SPAN, tag, wt)?,
-                5 => p.name = r.string(&SPAN, tag, wt)?,
-                6 => p.kind = r.varint_field(&SPAN, tag, wt)? as i32,
-                7 => p.start = r.fixed64(&SPAN, tag, wt)?,
-                8 => p.end = r.fixed64(&SPAN, tag, wt)?,
-                9 => {
-                    let kv = r.message(&SPAN, tag, wt, ctx)?;
-                    if let (key, Some(value)) = key_value(kv, ctx - 1)? {
-                        p.attributes.set(key, value);
-                    }
+        // The fields every span has, by their one-byte keys (field number
+        // and the wire type the schema expects): no key decoding, no wire
+        // type check. Anything else takes the general path below.
+        while let Some(&key) = r.buf.first() {
+            match key {
+                KEY_TRACE_ID | KEY_SPAN_ID | KEY_PARENT | KEY_NAME | KEY_KIND | KEY_START
+                | KEY_END | KEY_ATTRIBUTE => r.buf = &r.buf[1..],
+                _ => {
+                    let Some((tag, wt)) = r.key()? else { break };
+                    span_field(&mut r, &mut p, tag, wt, ctx)?;
+                    continue;
                 }
-                11 => {
-                    let event = r.message(&SPAN, tag, wt, ctx)?;
-                    validate(&EVENT, event, ctx - 1)?;
-                    p.has_events = true;
+            }
+            match key {
+                KEY_TRACE_ID => p.trace_id = r.length_delimited()?,
+                KEY_SPAN_ID => p.span_id = r.length_delimited()?,
+                KEY_PARENT => p.parent = r.length_delimited()?,
+                KEY_NAME => p.name = r.string(&SPAN, 5, WireType::LengthDelimited)?,
+                KEY_KIND => p.kind = r.varint()? as i32,
+                KEY_START => p.start = r.fixed64(&SPAN, 7, WireType::SixtyFourBit)?,
+                KEY_END => p.end = r.fixed64(&SPAN, 8, WireType::SixtyFourBit)?,
+                _ => {
+                    let kv = r.message(&SPAN, 9, WireType::LengthDelimited, ctx)?;
+                    attribute(kv, ctx - 1, &mut p.attributes)?;
                 }
-                13 => {
-                    let link_body = r.message(&SPAN, tag, wt, ctx)?;
-                    if let Some(link) = link(link_body, ctx - 1)? {
-                        p.links.push(link);
-                    }
-                }
-                15 => {
-                    let status_body = r.message(&SPAN, tag, wt, ctx)?;
-                    status(status_body, ctx - 1, p.status.get_or_insert((0, "")))?;
-                }
-                _ => r.field(&SPAN, tag, wt, ctx)?,
             }
         }
         let ids = (|| {
@@ -289,8 +283,71 @@ impl<'a> FastDecoder<'a> {
     }
 }
 
+/// A span field off the fast path of [`FastDecoder::span`].
+fn span_field<'a>(
+    r: &mut Reader<'a>,
+    p: &mut SpanParts<'a>,
+    tag: u32,
+    wt: WireType,
+    ctx: u32,
+) -> Result<(), WireError> {
+    match tag {
+        1 => p.trace_id = r.bytes(&SPAN, tag, wt)?,
+        2 => p.span_id = r.bytes(&SPAN, tag, wt)?,
+        4 => p.parent = r.bytes(&SPAN, tag, wt)?,
+        5 => p.name = r.string(&SPAN, tag, wt)?,
+        6 => p.kind = r.varint_field(&SPAN, tag, wt)? as i32,
+        7 => p.start = r.fixed64(&SPAN, tag, wt)?,
+        8 => p.end = r.fixed64(&SPAN, tag, wt)?,
+        9 => {
+            let kv = r.message(&SPAN, tag, wt, ctx)?;
+            attribute(kv, ctx - 1, &mut p.attributes)?;
+        }
+        11 => {
+            let event = r.message(&SPAN, tag, wt, ctx)?;
+            validate(&EVENT, event, ctx - 1)?;
+            p.has_events = true;
+        }
+        13 => {
+            let link_body = r.message(&SPAN, tag, wt, ctx)?;
+            if let Some(link) = link(link_body, ctx - 1)? {
+                p.links.push(link);
+            }
+        }
+        15 => {
+            let status_body = r.message(&SPAN, tag, wt, ctx)?;
+            status(status_body, ctx - 1, p.status.get_or_insert((0, "")))?;
+        }
+        _ => r.field(&SPAN, tag, wt, ctx)?,
+    }
+    Ok(())
+}
+
+/// One-byte keys of the span fields [`FastDecoder::span`] reads first:
+/// `field << 3 | wire type`.
+const KEY_TRACE_ID: u8 = 1 << 3 | 2;
+const KEY_SPAN_ID: u8 = 2 << 3 | 2;
+const KEY_PARENT: u8 = 4 << 3 | 2;
+const KEY_NAME: u8 = 5 << 3 | 2;
+const KEY_KIND: u8 = 6 << 3;
+const KEY_START: u8 = 7 << 3 | 1;
+const KEY_END: u8 = 8 << 3 | 1;
+const KEY_ATTRIBUTE: u8 = 9 << 3 | 2;
+
+/// A span attribute, kept in `into` when the graph reads it.
+#[inline(always)]
+fn attribute(kv: &[u8], ctx: u32, into: &mut Attributes) -> Result<(), WireError> {
+    if let (key, Some(value)) = key_value(kv, ctx)? {
+        if Attributes::may_keep(key) {
+            into.set(key, value);
+        }
+    }
+    Ok(())
+}
+
 /// A `KeyValue`: its key, and its value when it is a string or an integer
 /// (the only types [`Attributes::set`] keeps).
+#[inline(always)]
 fn key_value(body: &[u8], ctx: u32) -> Result<(&str, Option<Value<'_>>), WireError> {
     if let Some(kv) = canonical_key_value(body, ctx) {
         return Ok(kv);
@@ -353,7 +410,7 @@ fn canonical_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>
 /// the whole attribute is read by indexing. This is most attributes of most
 /// spans, and the general reader's per-field bookkeeping was the largest
 /// single cost of decoding. Anything else returns `None`.
-#[inline]
+#[inline(always)]
 fn short_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>)> {
     // key (field 1, bytes) | key_len | key | value (field 2) | any_len |
     // string_value (field 1, bytes) | str_len | str
@@ -371,6 +428,19 @@ fn short_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>)> {
     let (any_len, str_len) = (usize::from(*any_len), usize::from(*str_len));
     if any_len >= 0x80 || str_len >= 0x80 || any_len != str_len + 2 || text.len() != str_len {
         return None;
+    }
+    // Every framing byte read above is below 0x80, so one ASCII check of the
+    // whole attribute covers its key and value; only non-ASCII text pays for
+    // two full UTF-8 checks.
+    if wire::is_ascii(body) {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        let (key, text) = unsafe {
+            (
+                std::str::from_utf8_unchecked(key),
+                std::str::from_utf8_unchecked(text),
+            )
+        };
+        return Some((key, Some(Value::Str(text))));
     }
     Some((utf8(key)?, Some(Value::Str(utf8(text)?))))
 }

@@ -55,11 +55,37 @@ pub enum WireType {
 /// whole decode); the ASCII check is a few.
 #[inline]
 pub(super) fn utf8(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
+    if is_ascii(bytes) {
         // SAFETY: every ASCII byte sequence is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
         std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// `bytes.is_ascii()` for the short strings of spans: eight bytes at a time,
+/// the last eight (or four) read overlapping the rest instead of one by one.
+/// The standard library's version aligns its reads first, which for
+/// 10–40 byte keys and values cost more than the check itself, and it was
+/// called twice per attribute (about a tenth of all decoding).
+#[inline(always)]
+pub(super) fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0xff; 8]));
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0xff; 4]));
+    if n >= 8 {
+        let mut seen = word(n - 8);
+        let mut at = 0;
+        while at + 8 < n {
+            seen |= word(at);
+            at += 8;
+        }
+        seen & HIGH == 0
+    } else if n >= 4 {
+        (half(0) | half(n - 4)) & 0x8080_8080 == 0
+    } else {
+        bytes.iter().all(|&b| b < 0x80)
     }
 }
 
@@ -324,5 +350,19 @@ mod tests {
         let mut r = Reader::new(&[0x96, 0x01, 0x07]);
         assert_eq!(r.varint(), Ok(150));
         assert_eq!(r.buf, &[0x07]);
+    }
+
+    #[test]
+    fn the_ascii_check_agrees_with_the_standard_library() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..text.len() {
+            for at in 0..len {
+                let mut bytes = text[..len].to_vec();
+                assert!(is_ascii(&bytes), "{len}");
+                bytes[at] = 0xc3;
+                assert!(!is_ascii(&bytes), "byte {at} of {len}");
+                assert_eq!(is_ascii(&bytes), bytes.is_ascii());
+            }
+        }
     }
 }
