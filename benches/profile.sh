@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where the time goes: callgrind over the steady_state bench, collecting
-# only inside the decoder, Shard::ingest and Shard::tick (perf is not
-# available on this project's machines; callgrind counts instructions, so
-# the profile does not depend on the machine's load).
+# only inside the decoder, Shard::ingest and Shard::tick. Callgrind counts
+# instructions, so the profile does not depend on the machine's load, which
+# on a shared 2-core VM moves timings by a quarter (`perf record` works here
+# too, for user space, but samples time).
 #
 # Run: benches/profile.sh   (STEADY_REQUESTS sets the requests, default 450)
 # Needs valgrind (apt install valgrind). Prints the top functions by
