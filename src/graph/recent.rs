@@ -41,9 +41,14 @@ impl ByAddress for Arc<str> {
     }
 }
 
+/// The address of the pair `(a, b)`, for probing without building the pair.
+pub fn pair_address(a: &Arc<str>, b: &Arc<str>) -> usize {
+    address_of(a) ^ address_of(b).rotate_left(17)
+}
+
 impl ByAddress for (Arc<str>, Arc<str>) {
     fn address(&self) -> usize {
-        address_of(&self.0) ^ address_of(&self.1).rotate_left(17)
+        pair_address(&self.0, &self.1)
     }
 
     fn same(&self, other: &Self) -> bool {
@@ -77,24 +82,32 @@ impl<K: ByAddress, V> Default for Recent<K, V> {
 }
 
 impl<K: ByAddress, V> Recent<K, V> {
-    fn slot(key: &K) -> usize {
+    fn slot(address: usize) -> usize {
         // Allocations are at least 16-byte aligned: the low bits say nothing.
-        let a = key.address() >> 4;
+        let a = address >> 4;
         (a ^ a >> 7) % SLOTS
     }
 
     /// The value remembered for `key`, if its slot still holds it.
     #[inline]
     pub fn get(&self, key: &K) -> Option<&V> {
-        match &self.slots[Self::slot(key)] {
-            Some((k, v)) if k.same(key) => Some(v),
+        self.find(key.address(), |k| k.same(key))
+    }
+
+    /// The value remembered for the key at `address` that `is` recognises:
+    /// a probe that borrows its parts instead of building a key (and
+    /// touching their reference counts) on every span.
+    #[inline]
+    pub fn find(&self, address: usize, is: impl Fn(&K) -> bool) -> Option<&V> {
+        match &self.slots[Self::slot(address)] {
+            Some((k, v)) if is(k) => Some(v),
             _ => None,
         }
     }
 
     /// Remembers `value` for `key`, replacing whatever shared its slot.
     pub fn put(&mut self, key: K, value: V) {
-        let slot = Self::slot(&key);
+        let slot = Self::slot(key.address());
         self.slots[slot] = Some((key, value));
     }
 }
@@ -123,5 +136,9 @@ mod tests {
         let swapped = (key.1.clone(), key.0.clone());
         assert_eq!(recent.get(&swapped), None);
         assert_eq!(recent.get(&key), Some(&7));
+        let borrowed = recent.find(pair_address(&key.0, &key.1), |(a, b)| {
+            Arc::ptr_eq(a, &key.0) && Arc::ptr_eq(b, &key.1)
+        });
+        assert_eq!(borrowed, Some(&7));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
 use super::partial::{EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
-use super::recent::Recent;
+use super::recent::{pair_address, Recent};
 use super::settings::{Limits, OVERFLOW};
 use super::stats::{add_client, Delivery, MAX_DELIVERIES};
 use super::symbols::{Sym, Symbols};
@@ -495,9 +495,11 @@ impl Shard {
         name: &Arc<str>,
         inbound: bool,
     ) -> (Arc<str>, Sym) {
-        let served = (service.clone(), name.clone());
         let known = if inbound {
-            self.recent_served.get(&served)
+            let address = pair_address(service, name);
+            self.recent_served.find(address, |(s, n)| {
+                Arc::ptr_eq(s, service) && Arc::ptr_eq(n, name)
+            })
         } else {
             self.recent_called.get(name)
         };
@@ -512,6 +514,7 @@ impl Shard {
         let sym = self.names.sym(&op);
         if !Arc::ptr_eq(&op, &self.overflow) {
             if inbound {
+                let served = (service.clone(), name.clone());
                 self.recent_served.put(served, (op.clone(), sym));
             } else {
                 self.recent_called.put(name.clone(), (op.clone(), sym));
