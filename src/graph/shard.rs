@@ -38,7 +38,7 @@ pub struct Shard {
     windows: Windows,
     /// Names this shard has admitted; also its interner.
     known: HashSet<Arc<str>, ahash::RandomState>,
-    known_edges: HashSet<EdgeKey, ahash::RandomState>,
+    known_edges: AdmittedEdges,
     known_ops: HashSet<(Arc<str>, Arc<str>), ahash::RandomState>,
     /// Interned peer and system names, before they are admitted as nodes.
     peer_names: HashSet<Arc<str>, ahash::RandomState>,
@@ -56,8 +56,6 @@ pub struct Shard {
     /// inbound spans (admitted) and outbound ones (interned only).
     recent_served: Recent<(Arc<str>, Arc<str>), Operation>,
     recent_called: Recent<Arc<str>, Operation>,
-    /// Edges known to be admitted.
-    recent_edges: Recent<EdgeKey, ()>,
 }
 
 impl Shard {
@@ -75,7 +73,7 @@ impl Shard {
                 }),
             limits,
             known: HashSet::default(),
-            known_edges: HashSet::default(),
+            known_edges: AdmittedEdges::default(),
             known_ops: HashSet::default(),
             op_names: HashSet::default(),
             peer_names: HashSet::default(),
@@ -87,7 +85,6 @@ impl Shard {
             recent_services: Recent::default(),
             recent_served: Recent::default(),
             recent_called: Recent::default(),
-            recent_edges: Recent::default(),
         }
     }
 
@@ -318,29 +315,13 @@ impl Shard {
             known_edges,
             limits,
             overflow,
-            recent_edges,
             ..
         } = self;
         let mut record = |f: &TraceFacts| {
             let window = windows.current(now_ms);
             for &(e, attempts, retries) in &f.attempts {
-                let probe = EdgeKey {
-                    source: names.name(e.source).clone(),
-                    target: names.name(e.target).clone(),
-                    kind: e.kind,
-                };
-                let key = if recent_edges.get(&probe).is_some() {
-                    probe
-                } else {
-                    admit_edge(
-                        known_edges,
-                        limits,
-                        overflow,
-                        &probe.source,
-                        &probe.target,
-                        e.kind,
-                    )
-                };
+                let (source, target) = (names.name(e.source), names.name(e.target));
+                let key = known_edges.key(limits, overflow, source.clone(), target.clone(), e.kind);
                 let edge = window.edge(&key);
                 edge.attempts += attempts;
                 edge.retries += retries;
@@ -537,26 +518,8 @@ impl Shard {
     }
 
     fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> EdgeKey {
-        let probe = EdgeKey {
-            source,
-            target,
-            kind,
-        };
-        if self.recent_edges.get(&probe).is_some() {
-            return probe;
-        }
-        let key = admit_edge(
-            &mut self.known_edges,
-            &self.limits,
-            &self.overflow,
-            &probe.source,
-            &probe.target,
-            kind,
-        );
-        if !Arc::ptr_eq(&key.source, &self.overflow) {
-            self.recent_edges.put(probe, ());
-        }
-        key
+        self.known_edges
+            .key(&self.limits, &self.overflow, source, target, kind)
     }
 
     /// An operation name, interned without admitting it (bounded like the
@@ -596,31 +559,47 @@ fn edge_kind_to(kind: NodeKind) -> EdgeKind {
     }
 }
 
-/// The key an edge is counted under: its own once admitted against
-/// `max_edges`, else the overflow edge.
-fn admit_edge(
-    known: &mut HashSet<EdgeKey, ahash::RandomState>,
-    limits: &Limits,
-    overflow: &Arc<str>,
-    source: &Arc<str>,
-    target: &Arc<str>,
-    kind: EdgeKind,
-) -> EdgeKey {
-    let key = EdgeKey {
-        source: source.clone(),
-        target: target.clone(),
-        kind,
-    };
-    if known.contains(&key) {
-        return key;
-    }
-    if !limits.admit_edge(&key) {
-        return EdgeKey {
-            source: overflow.clone(),
-            target: overflow.clone(),
+/// The edges a shard has admitted against `max_edges`, with the recently
+/// used ones remembered by the addresses of their (interned) names, so a
+/// span's edge is usually found without hashing its names' text.
+#[derive(Default)]
+struct AdmittedEdges {
+    known: HashSet<EdgeKey, ahash::RandomState>,
+    recent: Recent<EdgeKey, ()>,
+}
+
+impl AdmittedEdges {
+    /// The key an edge is counted under: its own once admitted, else the
+    /// overflow edge.
+    fn key(
+        &mut self,
+        limits: &Limits,
+        overflow: &Arc<str>,
+        source: Arc<str>,
+        target: Arc<str>,
+        kind: EdgeKind,
+    ) -> EdgeKey {
+        let key = EdgeKey {
+            source,
+            target,
             kind,
         };
+        if self.recent.get(&key).is_some() {
+            return key;
+        }
+        if self.known.contains(&key) {
+            self.recent.put(key.clone(), ());
+            return key;
+        }
+        if !limits.admit_edge(&key) {
+            return EdgeKey {
+                source: overflow.clone(),
+                target: overflow.clone(),
+                kind,
+            };
+        }
+        self.known.insert(key.clone());
+        self.recent.put(key.clone(), ());
+        key
     }
-    known.insert(key.clone());
-    key
 }

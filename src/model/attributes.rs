@@ -110,6 +110,17 @@ impl Attributes {
 
     /// Keeps `value` if `key` is one the graph reads. Returns whether it was kept.
     pub fn set(&mut self, key: &str, value: Value<'_>) -> bool {
+        let kept = self.set_known(key, value);
+        // Every receiver's tests pass through here: a key kept below but
+        // missing from `KEPT` would be dropped unseen by the fast decoder.
+        debug_assert!(
+            !kept || Self::may_keep(key),
+            "{key:?} is kept but not in KEPT"
+        );
+        kept
+    }
+
+    fn set_known(&mut self, key: &str, value: Value<'_>) -> bool {
         match key {
             sc::HTTP_STATUS_CODE | sc::HTTP_STATUS_CODE_LEGACY => {
                 self.http_status_code = value.as_int();
