@@ -9,6 +9,7 @@
 //! pipeline YAML file; [`cli`] holds the user's jobs.
 
 pub mod api;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod demo;

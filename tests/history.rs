@@ -213,7 +213,7 @@ fn window_at(start_ms: u64) -> ClosedWindow {
         index: start_ms / 1000,
         start_ms,
         end_ms: start_ms + 1000,
-        partial,
+        partial: partial.into(),
     }
 }
 

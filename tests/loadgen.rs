@@ -104,10 +104,17 @@ async fn probes_see_their_edge_in_the_graph_and_the_signals() {
         (3, 0),
         "{probes:?}"
     );
-    let (graph, signals) = (&probes.graph, &probes.signals);
+    assert_eq!(
+        (probes.open_signals.seen, probes.open_signals.missed),
+        (3, 0),
+        "{probes:?}"
+    );
+    let (graph, signals, open) = (&probes.graph, &probes.signals, &probes.open_signals);
     assert!(graph.p50_ms > 0.0 && graph.p50_ms <= graph.p99_ms && graph.p99_ms <= graph.max_ms);
-    // A signal waits for its window (1 s) to close: never before the graph.
-    assert!(signals.p50_ms >= graph.p50_ms, "{probes:?}");
+    // A closed window's signal waits for its window (1 s) to close: never
+    // before the open window shows the edge.
+    assert!(open.p50_ms > 0.0, "{probes:?}");
+    assert!(signals.p50_ms >= open.p50_ms, "{probes:?}");
     // The probes' spans are accepted too, and counted in the loss check.
     assert_eq!(probes.spans_accepted, 6);
     assert_eq!(

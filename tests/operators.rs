@@ -135,3 +135,60 @@ fn the_schema_checker_catches_violations() {
     bad["target"]["kind"] = 3.into();
     assert_eq!(common::schema::violations(&schema, &bad).len(), 3);
 }
+
+/// `GET /api/signals?open=true` reads the window in progress at once,
+/// unjudged, beside the closed windows' records (none yet here: the window
+/// is a minute long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_window_shows_signals_before_it_closes() {
+    let running = common::serve_with(&[("window: 1s", "window: 60s")]).await;
+    let mut spans = Vec::new();
+    for trace in 1..=3u8 {
+        let mut pair = common::rpc_pair("front", "back", trace, 2_000);
+        pair[0].error = trace == 3;
+        spans.extend(pair);
+    }
+    let body = prost::Message::encode_to_vec(&common::request(&spans));
+    let url = format!("http://{}/v1/traces", running.http.unwrap());
+    let sent = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert!(sent.status().is_success(), "{}", sent.status());
+
+    let key = "edge:front->back";
+    let path = format!("/api/signals?open=true&target={key}");
+    let mut doc = Value::Null;
+    for _ in 0..50 {
+        doc = common::get_json(&running, &path).await;
+        if doc["open_window"]["records"][0]["calls"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = &doc["open_window"];
+    let record = &open["records"][0];
+    assert_eq!(record["key"], key, "{doc:#}");
+    assert_eq!(record["calls"], 3, "{doc:#}");
+    let error_rate = &record["signals"]["error_rate"];
+    assert!((error_rate["value"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(error_rate["baseline"], Value::Null);
+    assert_eq!(error_rate["within_tolerance"], true);
+    let start = open["window_start_ms"].as_u64().unwrap();
+    assert_eq!(start % 60_000, 0, "{open:#}");
+    assert_eq!(record["window_start_ms"], start);
+    assert_eq!(
+        doc["records"].as_array().unwrap().len(),
+        0,
+        "no window closed yet"
+    );
+
+    // Filters apply to the open window too; without `open` it is absent.
+    let paths = common::get_json(&running, &format!("{path}&kind=path")).await;
+    assert_eq!(paths["open_window"]["records"].as_array().unwrap().len(), 0);
+    let closed = common::get_json(&running, &format!("/api/signals?target={key}")).await;
+    assert!(closed.get("open_window").is_none(), "{closed:#}");
+}

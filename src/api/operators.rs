@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{bad_request, ApiState};
+use crate::graph::WindowSelect;
 use crate::operators::SignalRecord;
 
 #[derive(Deserialize)]
@@ -19,6 +20,10 @@ pub struct SignalsParam {
     /// Records of recent windows ending after this time (ms since the
     /// epoch), instead of only the latest window's.
     since: Option<u64>,
+    /// Also the window in progress, unjudged, as `open_window` (see
+    /// [`crate::operators::signals::provisional`]).
+    #[serde(default)]
+    open: bool,
 }
 
 const KINDS: [&str; 4] = ["edge", "path", "destination", "cluster"];
@@ -29,28 +34,52 @@ pub async fn signals(State(state): State<ApiState>, Query(p): Query<SignalsParam
             "kind must be one of edge, path, destination, cluster; got {kind:?}"
         ));
     }
+    let open = match p.open {
+        true => Some(open_window(&state, &p).await),
+        false => None,
+    };
     let latest = state.latest.read();
     let pool: Vec<SignalRecord> = match p.since {
         Some(since) => latest.signals_since(since, p.target.as_deref()),
         None => latest.signals.to_vec(),
     };
-    let records: Vec<_> = pool
-        .iter()
-        .filter(|r| p.target.as_deref().is_none_or(|t| r.key == t))
-        .filter(|r| {
-            p.kind
-                .as_deref()
-                .is_none_or(|k| r.key.starts_with(&format!("{k}:")))
-        })
-        .collect();
     let window = latest.signals.first();
-    Json(json!({
+    let mut body = json!({
         "window_start_ms": window.map(|r| r.window_start_ms),
         "window_end_ms": window.map(|r| r.window_end_ms),
         "windows_evaluated": latest.windows_evaluated,
-        "records": records,
-    }))
-    .into_response()
+        "records": selected(&pool, &p),
+    });
+    if let Some(open) = open {
+        body["open_window"] = open;
+    }
+    Json(body).into_response()
+}
+
+/// The window in progress: its bounds and its unjudged records.
+async fn open_window(state: &ApiState, p: &SignalsParam) -> serde_json::Value {
+    let view = state.graph.view(WindowSelect::Current).await;
+    let records = crate::operators::signals::provisional(&view);
+    json!({
+        "window_start_ms": view.window.start_ms,
+        "window_end_ms": view.window.end_ms,
+        "records": selected(&records, p),
+    })
+}
+
+/// The records of the asked target and kind.
+fn selected<'a>(records: &'a [SignalRecord], p: &SignalsParam) -> Vec<&'a SignalRecord> {
+    records
+        .iter()
+        .filter(|r| p.target.as_deref().is_none_or(|t| r.key == t))
+        .filter(|r| {
+            p.kind.as_deref().is_none_or(|k| {
+                r.key
+                    .strip_prefix(k)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+        })
+        .collect()
 }
 
 pub async fn hotspots(State(state): State<ApiState>) -> Response {

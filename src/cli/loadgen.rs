@@ -97,10 +97,12 @@ pub struct LoadgenArgs {
     /// trace with a service pair of its own (`probe-<run>-<k>` calls
     /// `probe-<run>-<k>-srv`), sent on its own connection, after which
     /// faultline's API is polled every 10 ms until the edge is in
-    /// `GET /api/graph` and a signal record for it is in `GET /api/signals`
-    /// (signals exist once the probe's window has closed and been
-    /// evaluated). Prints p50/p99/max of both delays, measured from the
-    /// export call. Needs faultline's API (--api, or --metrics).
+    /// `GET /api/graph` and a signal record for it is in
+    /// `GET /api/signals?open=true`: in the window in progress
+    /// (`open_window`), and among the closed windows' records (which exist
+    /// once the probe's window has closed and been evaluated). Prints
+    /// p50/p99/max of the three delays, measured from the export call.
+    /// Needs faultline's API (--api, or --metrics).
     #[arg(long, default_value_t = 0)]
     pub probes: usize,
 
@@ -251,7 +253,8 @@ pub fn render(r: &Report) -> String {
             p.sent, p.failed, p.timeout_seconds
         );
         out += &visibility_line("in /api/graph", &p.graph);
-        out += &visibility_line("in /api/signals", &p.signals);
+        out += &visibility_line("in /api/signals, open window", &p.open_signals);
+        out += &visibility_line("in /api/signals, closed", &p.signals);
     }
     out
 }

@@ -142,7 +142,16 @@ pub async fn start_with_probe(
                 limits: config.query_limits(),
             },
         };
-        tasks.spawn(api::serve(listener, state, shutdown()));
+        // On a background thread: building views for dashboards and
+        // probes must not take the core from the receivers.
+        let (listener, stopped) = (listener.into_std()?, shutdown());
+        tasks.spawn(crate::background::serve(
+            "faultline-api",
+            move || async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                api::serve(listener, state, stopped).await
+            },
+        ));
     }
     tasks.spawn(tick(graph.clone(), live, graph_cfg.tick, shutdown()));
     Ok(Running {

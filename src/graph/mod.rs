@@ -50,14 +50,15 @@ enum Command {
 }
 
 /// Closed windows one shard still holds, and its current window index.
-type ClosedWindows = (Vec<(u64, partial::WindowPartial)>, u64);
+pub(crate) type ClosedWindows = (Vec<(u64, Arc<partial::WindowPartial>)>, u64);
 
-/// One closed window merged over shards, as the operators read it.
+/// One closed window merged over shards, as the operators read it. With
+/// one shard it is that shard's own window, shared rather than copied.
 pub struct ClosedWindow {
     pub index: u64,
     pub start_ms: u64,
     pub end_ms: u64,
-    pub partial: partial::WindowPartial,
+    pub partial: Arc<partial::WindowPartial>,
 }
 
 /// The live graph: a handle to the shard threads. Cheap to clone.
@@ -170,7 +171,7 @@ impl Graph {
                 replies.push(rx);
             }
         }
-        let mut merged: std::collections::BTreeMap<u64, partial::WindowPartial> =
+        let mut merged: std::collections::BTreeMap<u64, Vec<Arc<partial::WindowPartial>>> =
             Default::default();
         let mut current = u64::MAX;
         for rx in replies {
@@ -179,18 +180,18 @@ impl Graph {
             };
             current = current.min(index);
             for (i, p) in windows {
-                merged.entry(i).or_default().merge_all(p);
+                merged.entry(i).or_default().push(p);
             }
         }
         let length = self.settings().window_ms;
         merged
             .into_iter()
             .filter(|(i, _)| *i < current)
-            .map(|(index, partial)| ClosedWindow {
+            .map(|(index, parts)| ClosedWindow {
                 index,
                 start_ms: index * length,
                 end_ms: (index + 1) * length,
-                partial,
+                partial: merge_shared(parts),
             })
             .collect()
     }
@@ -208,7 +209,7 @@ impl Graph {
         let mut merged = partial::WindowPartial::default();
         let mut start = u64::MAX;
         for s in self.snapshots(select).await {
-            merged.merge(&s.partial);
+            s.merge_into(&mut merged);
             start = start.min(s.window_start_ms);
         }
         (merged, start.min(now_ms()))
@@ -230,6 +231,22 @@ impl Graph {
         }
         snapshots
     }
+}
+
+/// One window's partials from every shard, as one. A single shard's is
+/// shared as it is; more are merged into a new partial.
+fn merge_shared(parts: Vec<Arc<partial::WindowPartial>>) -> Arc<partial::WindowPartial> {
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Arc::default();
+    };
+    let mut rest = parts.peekable();
+    if rest.peek().is_none() {
+        return first;
+    }
+    let mut merged = Arc::unwrap_or_clone(first);
+    rest.for_each(|p| merged.merge(&p));
+    Arc::new(merged)
 }
 
 /// The trace id a span is routed by: its own, except for a CONSUMER that
@@ -280,7 +297,7 @@ pub fn merge_view(
     let mut pairing = pairing::PairingCounters::default();
     let mut start = u64::MAX;
     for s in &snapshots {
-        partial.merge(&s.partial);
+        s.merge_into(&mut partial);
         pairing.merge(&s.pairing);
         start = start.min(s.window_start_ms);
     }
@@ -312,7 +329,9 @@ impl OfflineGraph {
     /// one partial (for SQL over imports).
     pub fn finish_partial(mut self) -> partial::WindowPartial {
         self.shard.flush(now_ms());
-        self.shard.snapshot(WindowSelect::All).partial
+        let mut all = partial::WindowPartial::default();
+        self.shard.snapshot(WindowSelect::All).merge_into(&mut all);
+        all
     }
 
     /// Expires all pending pairs and returns the graph since start.

@@ -214,16 +214,6 @@ impl WindowPartial {
             + destinations
     }
 
-    /// Merges `other` in, keeping all its deliveries (a merge of shards'
-    /// partials of one window, where nothing must be capped away twice).
-    pub fn merge_all(&mut self, other: WindowPartial) {
-        if self.is_empty() {
-            *self = other;
-            return;
-        }
-        self.merge(&other);
-    }
-
     /// Drops what only recent windows keep (deliveries), before folding
     /// into the long-term history.
     pub fn forget_details(&mut self) {

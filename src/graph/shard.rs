@@ -26,10 +26,22 @@ pub const USER_NODE: &str = "user";
 type Operation = (Arc<str>, Sym);
 
 /// What a shard returns to a read.
+/// What a shard hands a reader: its selected windows, unmerged.
 pub struct ShardSnapshot {
+    /// A copy of the window in progress.
     pub partial: WindowPartial,
+    /// The selected closed (and history) partials, shared.
+    pub shared: Vec<std::sync::Arc<WindowPartial>>,
     pub window_start_ms: u64,
     pub pairing: PairingCounters,
+}
+
+impl ShardSnapshot {
+    /// Merges every partial of the snapshot into `out`.
+    pub fn merge_into(&self, out: &mut WindowPartial) {
+        out.merge(&self.partial);
+        self.shared.iter().for_each(|p| out.merge(p));
+    }
 }
 
 pub struct Shard {
@@ -290,7 +302,7 @@ impl Shard {
     }
 
     /// Closed windows after `index`, for the operators.
-    pub fn closed_after(&self, index: u64) -> (Vec<(u64, super::partial::WindowPartial)>, u64) {
+    pub fn closed_after(&self, index: u64) -> super::ClosedWindows {
         (
             self.windows.closed_after(index),
             self.windows.current_index(),
@@ -341,10 +353,11 @@ impl Shard {
     }
 
     pub fn snapshot(&self, select: WindowSelect) -> ShardSnapshot {
-        let (partial, window_start_ms) = self.windows.select(select);
+        let selected = self.windows.select_parts(select);
         ShardSnapshot {
-            partial,
-            window_start_ms,
+            partial: selected.current,
+            shared: selected.shared,
+            window_start_ms: selected.start_ms,
             pairing: self.pairing.counters(),
         }
     }

@@ -29,6 +29,7 @@
 //! shard's thread, between batches of spans, never per span.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::partial::{HistoryCaps, WindowPartial};
 
@@ -48,18 +49,32 @@ pub struct Windows {
     keep: usize,
     current_index: u64,
     current: WindowPartial,
-    /// Closed windows, oldest first, histograms compacted.
-    closed: VecDeque<(u64, WindowPartial)>,
+    /// Closed windows, oldest first, histograms compacted. Shared, so the
+    /// operators read them without a copy (a window of 10^5 edges is tens
+    /// of MiB).
+    closed: VecDeque<(u64, Arc<WindowPartial>)>,
     /// Evicted windows not folded into `history` yet, and how many.
-    staged: WindowPartial,
+    /// Shared, as closed windows are, so a reader of `all` takes them
+    /// without a copy on the shard's thread.
+    staged: Arc<WindowPartial>,
     staged_windows: usize,
     /// Everything older than `staged`.
-    history: WindowPartial,
+    history: Arc<WindowPartial>,
     caps: HistoryCaps,
     /// Entries the closed windows may hold together before the oldest fold.
     budget: usize,
     /// Entries the closed windows hold now.
     retained: usize,
+}
+
+/// The partials a selection covers, from [`Windows::select_parts`].
+pub struct Selected {
+    /// A copy of the window in progress.
+    pub current: WindowPartial,
+    /// Closed windows (and for `all`, the staged and history partials).
+    pub shared: Vec<Arc<WindowPartial>>,
+    /// The start of the earliest window covered (ms since the epoch).
+    pub start_ms: u64,
 }
 
 /// Closed windows kept whatever their size (see the module docs).
@@ -82,9 +97,9 @@ impl Windows {
             current_index: 0,
             current: WindowPartial::default(),
             closed: VecDeque::new(),
-            staged: WindowPartial::default(),
+            staged: Arc::default(),
             staged_windows: 0,
-            history: WindowPartial::default(),
+            history: Arc::default(),
             caps: HistoryCaps::default(),
             budget: usize::MAX,
             retained: 0,
@@ -123,7 +138,7 @@ impl Windows {
         if !done.is_empty() {
             done.compact();
             self.retained += done.entries();
-            self.closed.push_back((self.current_index, done));
+            self.closed.push_back((self.current_index, Arc::new(done)));
         }
         self.current_index = index;
         // Drop closed windows that fell out of the retained range even if no
@@ -138,16 +153,19 @@ impl Windows {
     }
 
     fn evict_oldest(&mut self) {
-        let Some((_, mut old)) = self.closed.pop_front() else {
+        let Some((_, old)) = self.closed.pop_front() else {
             return;
         };
+        // Still shared only if a reader holds it right now: it keeps its copy.
+        let mut old = Arc::unwrap_or_clone(old);
         self.retained -= old.entries();
         old.forget_details();
-        self.staged.fold(old, &self.caps);
+        // `make_mut` copies only if a reader holds the partial right now.
+        Arc::make_mut(&mut self.staged).fold(old, &self.caps);
         self.staged_windows += 1;
         if self.staged_windows >= FOLD_EVERY {
-            let staged = std::mem::take(&mut self.staged);
-            self.history.fold(staged, &self.caps);
+            let staged = Arc::unwrap_or_clone(std::mem::take(&mut self.staged));
+            Arc::make_mut(&mut self.history).fold(staged, &self.caps);
             self.staged_windows = 0;
         }
     }
@@ -155,31 +173,48 @@ impl Windows {
     /// Merges the selected windows into one partial; returns it with the
     /// start of the earliest window covered (ms since the epoch).
     pub fn select(&self, select: WindowSelect) -> (WindowPartial, u64) {
-        let mut out = self.current.clone();
+        let mut selected = self.select_parts(select);
+        for part in &selected.shared {
+            selected.current.merge(part);
+        }
+        (selected.current, selected.start_ms)
+    }
+
+    /// The selected windows unmerged: a copy of the window in progress and
+    /// the shared closed, staged and history partials. Cheap, so the
+    /// shard's thread answers a reader at once and the reader merges on
+    /// its own thread; merging a dozen windows on the shard's thread for
+    /// every poll of `/api/graph` delayed the spans queued behind it.
+    pub fn select_parts(&self, select: WindowSelect) -> Selected {
         let first = match select {
             WindowSelect::Current => self.current_index,
             WindowSelect::Last(n) => self.current_index.saturating_sub(n.max(1) as u64 - 1),
             WindowSelect::All => 0,
         };
-        for (index, partial) in &self.closed {
-            if *index >= first {
-                out.merge(partial);
-            }
-        }
+        let mut shared: Vec<Arc<WindowPartial>> = self
+            .closed
+            .iter()
+            .filter(|(index, _)| *index >= first)
+            .map(|(_, p)| p.clone())
+            .collect();
         if select == WindowSelect::All {
-            out.merge(&self.staged);
-            out.merge(&self.history);
+            shared.push(self.staged.clone());
+            shared.push(self.history.clone());
         }
-        (out, first * self.length_ms)
+        Selected {
+            current: self.current.clone(),
+            shared,
+            start_ms: first * self.length_ms,
+        }
     }
 
     /// Closed windows with an index above `after`, oldest first (for the
     /// operators, which evaluate each closed window once).
-    pub fn closed_after(&self, after: u64) -> Vec<(u64, WindowPartial)> {
+    pub fn closed_after(&self, after: u64) -> Vec<(u64, Arc<WindowPartial>)> {
         self.closed
             .iter()
             .filter(|(i, _)| *i > after)
-            .cloned()
+            .map(|(i, p)| (*i, p.clone()))
             .collect()
     }
 

@@ -8,9 +8,11 @@
 //!
 //! * `GET /api/graph?window=N` until the edge is listed (N covers the
 //!   probe's timeout, so a window closing meanwhile does not hide it);
-//! * `GET /api/signals?target=edge:<client>-><server>&since=<send time>`
-//!   until a signal record for the edge exists. Signals are computed per
-//!   closed window, so this delay includes waiting for the window to close.
+//! * `GET /api/signals?target=edge:<client>-><server>&since=<send time>&open=true`
+//!   until a signal record for the edge exists: in the window in progress
+//!   (`open_window`, unjudged), and among the closed windows' records, which
+//!   are judged and published once the window closes, so that delay
+//!   includes waiting for the window to close.
 //!
 //! The delays include the export call itself and up to one poll interval
 //! plus one API round trip of measurement slack.
@@ -53,8 +55,46 @@ pub struct ProbeReport {
     pub timeout_seconds: f64,
     /// Export call to the edge in `GET /api/graph`.
     pub graph: Visibility,
-    /// Export call to a signal record of the edge in `GET /api/signals`.
+    /// Export call to a closed window's signal record of the edge in
+    /// `GET /api/signals` (what the stream `signals` publishes).
     pub signals: Visibility,
+    /// Export call to a record of the edge in `GET /api/signals?open=true`:
+    /// in the open window (`open_window`), or already among the closed.
+    pub open_signals: Visibility,
+}
+
+/// When one probe was first seen in each place (`None`: not in time).
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    graph: Option<Duration>,
+    open_signals: Option<Duration>,
+    signals: Option<Duration>,
+}
+
+impl Seen {
+    fn all(&self) -> bool {
+        self.graph.is_some() && self.open_signals.is_some() && self.signals.is_some()
+    }
+}
+
+/// The delays of all probes to one place, and how many never got there.
+#[derive(Default)]
+struct Delays {
+    ms: Vec<f64>,
+    missed: u64,
+}
+
+impl Delays {
+    fn add(&mut self, seen: Option<Duration>) {
+        match seen {
+            Some(d) => self.ms.push(d.as_secs_f64() * 1000.0),
+            None => self.missed += 1,
+        }
+    }
+
+    fn visibility(mut self) -> Visibility {
+        Visibility::of(&mut self.ms, self.missed)
+    }
 }
 
 /// Delays from export call to visibility, over the probes sent.
@@ -151,49 +191,33 @@ impl Prober {
                 probe.one(client, k).await
             });
         }
-        let (mut graph, mut signals) = (Vec::new(), Vec::new());
-        let mut report = ProbeReport {
-            sent: 0,
-            failed: 0,
-            spans_accepted: 0,
-            timeout_seconds: probe.settings.timeout.as_secs_f64(),
-            graph: Visibility::default(),
-            signals: Visibility::default(),
-        };
-        let (mut graph_missed, mut signals_missed) = (0, 0);
+        let (mut graph, mut signals, mut open) = Default::default();
+        let (mut sent, mut failed, mut spans_accepted) = (0, 0, 0);
         while let Some(done) = tasks.join_next().await {
-            let Ok(outcome) = done else {
-                report.failed += 1;
+            let Ok(Some((accepted, seen))) = done else {
+                failed += 1;
                 continue;
             };
-            let Some((accepted, seen_graph, seen_signals)) = outcome else {
-                report.failed += 1;
-                continue;
-            };
-            report.sent += 1;
-            report.spans_accepted += accepted;
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            match seen_graph {
-                Some(d) => graph.push(ms(d)),
-                None => graph_missed += 1,
-            }
-            match seen_signals {
-                Some(d) => signals.push(ms(d)),
-                None => signals_missed += 1,
-            }
+            sent += 1;
+            spans_accepted += accepted;
+            Delays::add(&mut graph, seen.graph);
+            Delays::add(&mut signals, seen.signals);
+            Delays::add(&mut open, seen.open_signals);
         }
-        report.graph = Visibility::of(&mut graph, graph_missed);
-        report.signals = Visibility::of(&mut signals, signals_missed);
-        report
+        ProbeReport {
+            sent,
+            failed,
+            spans_accepted,
+            timeout_seconds: probe.settings.timeout.as_secs_f64(),
+            graph: Delays::visibility(graph),
+            signals: Delays::visibility(signals),
+            open_signals: Delays::visibility(open),
+        }
     }
 
-    /// One probe: spans accepted, then the delays to the graph and the
-    /// signals (`None`: not seen in time). `None` if the export failed.
-    async fn one(
-        &self,
-        mut client: Client,
-        k: usize,
-    ) -> Option<(u64, Option<Duration>, Option<Duration>)> {
+    /// One probe: spans accepted, then when it was seen in the graph and
+    /// the signals. `None` if the export failed.
+    async fn one(&self, mut client: Client, k: usize) -> Option<(u64, Seen)> {
         let caller = format!("probe-{:06x}-{k}", self.run);
         let callee = format!("{caller}-srv");
         let trace = (self.run << 32 | k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -204,34 +228,49 @@ impl Prober {
         let signals_url = format!("{api}/api/signals");
         let key = format!("edge:{caller}->{callee}");
         let since = (now_ns() / 1_000_000).saturating_sub(1).to_string();
+        let query = [
+            ("target", key.as_str()),
+            ("since", since.as_str()),
+            ("open", "true"),
+        ];
         let sent_at = Instant::now();
         let rejected = client.export(body).await.ok()?;
         let deadline = sent_at + self.settings.timeout;
-        let (mut graph, mut signals) = (None, None);
+        let mut seen = Seen::default();
         loop {
-            if graph.is_none() {
+            if seen.graph.is_none() {
                 if let Ok(v) = get_json(&self.http, &graph_url).await {
                     if has_edge(&v, &caller, &callee) {
-                        graph = Some(sent_at.elapsed());
+                        seen.graph = Some(sent_at.elapsed());
                     }
                 }
             }
-            if signals.is_none() {
-                let query = [("target", key.as_str()), ("since", since.as_str())];
+            if seen.signals.is_none() {
                 let request = self.http.get(&signals_url).query(&query);
                 if let Ok(v) = send_json(request).await {
-                    if v["records"].as_array().is_some_and(|r| !r.is_empty()) {
-                        signals = Some(sent_at.elapsed());
+                    let now = sent_at.elapsed();
+                    // With `open=true` the span is visible in either part:
+                    // a probe sent just before a window closes may be read
+                    // first among the closed windows' records.
+                    if has_records(&v["open_window"]) || has_records(&v) {
+                        seen.open_signals.get_or_insert(now);
+                    }
+                    if has_records(&v) {
+                        seen.signals = Some(now);
                     }
                 }
             }
-            if (graph.is_some() && signals.is_some()) || Instant::now() >= deadline {
+            if seen.all() || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(POLL).await;
         }
-        Some((PROBE_SPANS.saturating_sub(rejected), graph, signals))
+        Some((PROBE_SPANS.saturating_sub(rejected), seen))
     }
+}
+
+fn has_records(doc: &Value) -> bool {
+    doc["records"].as_array().is_some_and(|r| !r.is_empty())
 }
 
 /// A pseudo-random number in `[0, 1)` for probe `k` of run `run`.

@@ -31,10 +31,11 @@ pub struct MemoryLimiterConfig {
         deserialize_with = "crate::config::model::duration"
     )]
     pub check_interval: Duration,
-    /// The hard limit, in MiB of RSS. Nothing frees memory on demand in a
-    /// Rust process (there is no GC to force, unlike in the Collector), so
-    /// this only places the soft limit; the spike allowance is the headroom
-    /// for what arrives between two checks.
+    /// The hard limit, in MiB of RSS. A Rust process has no GC to force as
+    /// the Collector does at this limit (the nearest, handing the
+    /// allocator's free memory back, happens at every check over the soft
+    /// limit), so this only places the soft limit; the spike allowance is
+    /// the headroom for what arrives between two checks.
     #[serde(default)]
     pub limit_mib: Option<u64>,
     /// Headroom below the hard limit, in MiB; the soft limit, past which

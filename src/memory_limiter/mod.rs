@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use config::{Limits, MemoryLimiterConfig};
-pub use probe::{total_memory_bytes, ManualProbe, MemoryProbe, ProcessRss};
+pub use probe::{release_free_memory, total_memory_bytes, ManualProbe, MemoryProbe, ProcessRss};
 
 use crate::telemetry::Telemetry;
 
@@ -124,11 +124,15 @@ impl MemoryLimiter {
     /// `check_interval` by [`MemoryLimiter::run`], and by tests that need the
     /// state to follow a [`ManualProbe`] without waiting for the timer.
     pub fn check(&self) -> bool {
-        let Some(used) = self.probe.used_bytes() else {
+        let Some(mut used) = self.probe.used_bytes() else {
             // Unmeasurable: admit rather than refuse on a guess.
             self.refusing.store(false, Ordering::Relaxed);
             return false;
         };
+        if used >= self.limits.soft_bytes {
+            self.probe.reclaim();
+            used = self.probe.used_bytes().unwrap_or(used);
+        }
         self.used.store(used, Ordering::Relaxed);
         let refusing = used >= self.limits.soft_bytes;
         let was = self.refusing.swap(refusing, Ordering::Relaxed);
@@ -226,6 +230,49 @@ mod tests {
         assert!(!l.check());
         assert!(l.admit("otlp_http").is_ok());
         assert_eq!(l.refused.load(Ordering::Relaxed), 1);
+    }
+
+    /// Memory the probe can reclaim (glibc's free pages, in production)
+    /// does not count: the limiter reclaims and measures again before it
+    /// refuses.
+    #[test]
+    fn reclaims_before_refusing() {
+        struct Freeing {
+            used: ManualProbe,
+            reclaimable: u64,
+            reclaims: AtomicU64,
+        }
+        impl MemoryProbe for Freeing {
+            fn used_bytes(&self) -> Option<u64> {
+                self.used.used_bytes()
+            }
+            fn reclaim(&self) {
+                self.reclaims.fetch_add(1, Ordering::Relaxed);
+                let now = self.used.used_bytes().unwrap_or(0);
+                self.used.set(now.saturating_sub(self.reclaimable));
+            }
+        }
+        let config: MemoryLimiterConfig =
+            serde_yaml_ng::from_str("limit_mib: 100\nspike_limit_mib: 20").unwrap();
+        let probe = Arc::new(Freeing {
+            used: ManualProbe::new(90 << 20),
+            reclaimable: 30 << 20,
+            reclaims: AtomicU64::new(0),
+        });
+        let l = MemoryLimiter::new(&config, probe.clone(), Arc::new(Telemetry::new())).unwrap();
+        assert!(
+            !l.check(),
+            "60 MiB after reclaiming is under the soft limit"
+        );
+        assert_eq!(probe.reclaims.load(Ordering::Relaxed), 1);
+        assert!(l.admit("otlp_grpc").is_ok());
+        // Under the soft limit, nothing is reclaimed.
+        assert!(!l.check());
+        assert_eq!(probe.reclaims.load(Ordering::Relaxed), 1);
+        // What cannot be reclaimed still refuses.
+        probe.used.set(120 << 20);
+        assert!(l.check(), "90 MiB after reclaiming is over the soft limit");
+        assert!(l.admit("otlp_grpc").is_err());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! [`Operators`]: the state that turns one closed window after another
 //! into signal records, anomaly events and a hotspot ranking.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use super::baseline::{History, Judgement};
 use super::feedback::Feedback;
-use super::ranking::{rank, RankContext};
+use super::ranking::{rank, Candidate, RankContext};
 use super::records::{
     AnomalyEvent, AnomalyState, Hotspot, Signal, SignalName, SignalRecord, Target,
 };
@@ -23,6 +23,13 @@ pub struct Evaluation {
 
 /// The signal name of a never-seen path cluster's anomaly.
 pub const NEW_SIGNATURE: &str = "new_signature";
+
+/// Cluster signatures remembered for [`NEW_SIGNATURE`]. Past this, those not
+/// yet established (seen in fewer than `min_baseline_windows` windows) are
+/// forgotten, and if the established ones alone fill it, new signatures are
+/// no longer watched: without a bound, a workload whose traces keep taking
+/// new shapes grew this map for as long as faultline ran.
+const MAX_CLUSTERS_SEEN: usize = 100_000;
 
 struct Active {
     id: String,
@@ -93,34 +100,40 @@ impl Operators {
         events: &mut Vec<AnomalyEvent>,
     ) -> SignalRecord {
         let key = o.target.key();
-        let s = self.settings.clone();
-        let enough = o.calls >= s.min_calls;
-        let mut signals = BTreeMap::new();
+        let (min_windows, z_max) = (
+            self.settings.min_baseline_windows,
+            self.settings.z_threshold,
+        );
+        let (keep, alpha) = (self.settings.baseline_windows, self.settings.ewma_alpha);
+        let enough = o.calls >= self.settings.min_calls;
+        let mut signals = Vec::with_capacity(o.values.len());
         for (&name, &value) in &o.values {
-            if !self.history.contains_key(&(key.clone(), name))
-                && self.history.len() >= s.max_tracked
-            {
-                continue;
-            }
-            let history = self.history.entry((key.clone(), name)).or_default();
-            let mut j = history.judge(name, value, s.min_baseline_windows, s.z_threshold);
-            if !enough {
-                j.within_tolerance = true;
-            } else {
-                history.push(value, s.baseline_windows, s.ewma_alpha);
-            }
-            if enough {
+            let slot = (key.clone(), name);
+            let tracked = self.history.get(&slot);
+            let mut j = match tracked {
+                Some(h) => h.judge(name, value, min_windows, z_max),
+                None => History::default().judge(name, value, min_windows, z_max),
+            };
+            // Only targets with enough calls get a history: at 10^5 edges
+            // most see a call or two per window, and a history each for
+            // them filled `max_tracked` with targets never judged.
+            let room = tracked.is_some() || self.history.len() < self.settings.max_tracked;
+            if enough && room {
+                self.history
+                    .entry(slot)
+                    .or_default()
+                    .push(value, keep, alpha);
                 self.transition(&o.target, &key, name.as_str(), value, &j, end, events);
+            } else {
+                j.within_tolerance = true;
             }
-            signals.insert(
-                name.as_str().to_owned(),
-                Signal {
-                    value,
-                    baseline: j.baseline,
-                    z: j.z,
-                    within_tolerance: j.within_tolerance,
-                },
-            );
+            let signal = Signal {
+                value,
+                baseline: j.baseline,
+                z: j.z,
+                within_tolerance: j.within_tolerance,
+            };
+            signals.push((name.as_str().to_owned(), signal));
         }
         SignalRecord {
             seq: self.next_seq("signals"),
@@ -129,7 +142,7 @@ impl Operators {
             window_start_ms: start,
             window_end_ms: end,
             calls: o.calls,
-            signals,
+            signals: signals.into_iter().collect(),
         }
     }
 
@@ -222,9 +235,14 @@ impl Operators {
     fn watch_clusters(&mut self, view: &GraphView, at_ms: u64, events: &mut Vec<AnomalyEvent>) {
         let warm = self.evaluated >= self.settings.min_baseline_windows as u64;
         let need = self.settings.min_baseline_windows.max(1);
-        let mut seen_now = HashSet::new();
+        if self.clusters_seen.len() >= MAX_CLUSTERS_SEEN {
+            self.clusters_seen.retain(|_, n| *n > need);
+        }
         for c in &view.clusters {
-            seen_now.insert(c.signature.clone());
+            let full = self.clusters_seen.len() >= MAX_CLUSTERS_SEEN;
+            if full && !self.clusters_seen.contains_key(&c.signature) {
+                continue;
+            }
             let target = Target::Cluster {
                 signature: c.signature.clone(),
                 edges: c.edges.clone(),
@@ -281,12 +299,20 @@ impl Operators {
         self.refresh_feedback();
         let depth = &self.depth;
         let observed = observe(recent, &|d| depth.get(&d.name).copied().unwrap_or(0) as u64);
-        let baselines: HashMap<&str, &SignalRecord> =
+        let judged: HashMap<&str, &SignalRecord> =
             latest.iter().map(|r| (r.key.as_str(), r)).collect();
-        let records: Vec<SignalRecord> = observed
+        let candidates: Vec<Candidate<'_>> = observed
             .iter()
             .filter(|o| o.calls > 0)
-            .map(|o| with_baselines(o, baselines.get(o.target.key().as_str()).copied()))
+            .map(|o| {
+                let key = o.target.key();
+                let judged = judged.get(key.as_str()).copied();
+                Candidate {
+                    key,
+                    observed: o,
+                    judged,
+                }
+            })
             .collect();
         let mut anomalies: HashMap<String, Vec<String>> = HashMap::new();
         for ((key, _), a) in &self.active {
@@ -307,7 +333,7 @@ impl Operators {
             top_k: self.settings.top_k,
             at_ms,
         };
-        let mut hotspots = rank(&records, &ctx);
+        let mut hotspots = rank(&candidates, &ctx);
         for h in &mut hotspots {
             h.seq = self.next_seq("hotspots");
         }
@@ -325,34 +351,6 @@ impl Operators {
         let n = self.seq.entry(stream).or_insert(0);
         *n += 1;
         *n
-    }
-}
-
-/// A record of the recent view's values, carrying the latest window's
-/// baselines so ranking can compare p99 with its baseline.
-fn with_baselines(o: &Observed, latest: Option<&SignalRecord>) -> SignalRecord {
-    let signals = o
-        .values
-        .iter()
-        .map(|(name, &value)| {
-            let judged = latest.and_then(|r| r.signals.get(name.as_str()));
-            let signal = Signal {
-                value,
-                baseline: judged.and_then(|s| s.baseline),
-                z: judged.and_then(|s| s.z),
-                within_tolerance: judged.is_none_or(|s| s.within_tolerance),
-            };
-            (name.as_str().to_owned(), signal)
-        })
-        .collect();
-    SignalRecord {
-        seq: 0,
-        key: o.target.key(),
-        target: o.target.clone(),
-        window_start_ms: 0,
-        window_end_ms: 0,
-        calls: o.calls,
-        signals,
     }
 }
 
@@ -374,10 +372,14 @@ pub fn offline_hotspots(
     feedback: &Feedback,
 ) -> Vec<Hotspot> {
     let observed = observe(view, &|d| d.in_flight);
-    let records: Vec<SignalRecord> = observed
+    let candidates: Vec<Candidate<'_>> = observed
         .iter()
         .filter(|o| o.calls > 0)
-        .map(|o| with_baselines(o, None))
+        .map(|o| Candidate {
+            key: o.target.key(),
+            observed: o,
+            judged: None,
+        })
         .collect();
     let fan_out = view
         .nodes
@@ -393,7 +395,7 @@ pub fn offline_hotspots(
         top_k: settings.top_k,
         at_ms: crate::graph::now_ms(),
     };
-    rank(&records, &ctx)
+    rank(&candidates, &ctx)
 }
 
 /// Keeps the last `n` items (for the API's recent anomaly events).

@@ -27,6 +27,9 @@ const RECENT_WINDOWS: usize = 30;
 /// tens of thousands of them: 30 windows took most of a GiB.
 const RECENT_RECORDS: usize = 100_000;
 const RECENT_MIN_WINDOWS: usize = 3;
+/// Window entries (nodes, edges, paths…) evaluated in one step past which
+/// freed memory is handed back to the kernel (see [`Live::step`]).
+const TRIM_AFTER_ENTRIES: usize = 10_000;
 
 /// What the API serves: the latest evaluation's results.
 #[derive(Default)]
@@ -78,7 +81,8 @@ pub struct Live {
     exporters: Vec<Arc<dyn Exporter>>,
     latest: SharedLatest,
     last_index: u64,
-    recent: VecDeque<(u64, WindowPartial)>,
+    /// The last `rank_windows` closed windows (shared with the graph).
+    recent: VecDeque<(u64, Arc<WindowPartial>)>,
     /// Latest production time per (destination, key), across windows.
     produced: std::collections::HashMap<(String, Option<Arc<str>>), u64>,
     scenarios: Option<crate::scenarios::ScenarioSettings>,
@@ -115,27 +119,43 @@ impl Live {
     ///
     /// Evaluation is CPU work over every node and edge of the window (a
     /// view with quantiles, baselines, ranking); with 10^5 edges it takes
-    /// most of a second, so it runs on tokio's blocking pool. On an async
-    /// worker it held up the receivers and `/metrics` meanwhile (with the
-    /// server pinned to one core there is only one worker).
+    /// most of a second, so it runs on a background thread
+    /// ([`crate::background`]). On an async worker it held up the receivers
+    /// and `/metrics` meanwhile (with the server pinned to one core there
+    /// is only one worker), and at the same priority it still delayed
+    /// export calls by its time slices.
     pub async fn step(mut self) -> anyhow::Result<Live> {
         let windows = self.graph.closed_after(self.last_index).await;
         if windows.is_empty() {
             return Ok(self);
         }
-        Ok(tokio::task::spawn_blocking(move || {
+        Ok(crate::background::run("faultline-operators", move || {
+            let mut entries = 0;
             for window in windows {
                 self.last_index = window.index;
+                entries += window.partial.entries();
                 self.exporters.iter().for_each(|e| e.window(&window));
-                let eval = self.evaluate(window);
+                let (eval, recent) = self.evaluate(window);
                 self.publish(&eval);
+                self.remember(eval, recent);
+            }
+            // A large evaluation's views and records (hundreds of MiB at
+            // 10^5 edges) are freed by now; without this glibc keeps their
+            // pages and RSS stays at its peak. Not after small ones: a trim
+            // holds the allocator's locks while it walks the free lists, and
+            // doing it every second took export p99 at half load from
+            // about 2 ms to 5-12 ms.
+            if entries >= TRIM_AFTER_ENTRIES {
+                crate::memory_limiter::release_free_memory();
             }
             self
         })
         .await?)
     }
 
-    fn evaluate(&mut self, w: ClosedWindow) -> Evaluation {
+    /// Evaluates one closed window; returns the evaluation and the view of
+    /// the recent windows it ranked.
+    fn evaluate(&mut self, w: ClosedWindow) -> (Evaluation, GraphView) {
         let window_ms = self.graph.settings().window_ms;
         let info = WindowInfo::new(WindowSelect::Current, window_ms, w.start_ms, w.end_ms);
         let mut view = GraphView::build(&w.partial, info, PairingCounters::default());
@@ -148,8 +168,7 @@ impl Live {
         let recent = self.recent_view(window_ms, w.end_ms);
         let eval = self.operators.evaluate(&view, &recent);
         self.refresh_scenarios(&eval, &recent);
-        self.remember(&eval, recent, w.end_ms);
-        eval
+        (eval, recent)
     }
 
     /// Regenerates scenarios when the ranking's order of targets changed,
@@ -214,19 +233,21 @@ impl Live {
         GraphView::build(&merged, info, PairingCounters::default())
     }
 
-    fn remember(&self, eval: &Evaluation, recent: GraphView, end_ms: u64) {
+    /// Keeps the evaluation for the API (moved in: a window's signal
+    /// records are tens of MiB at 10^5 edges).
+    fn remember(&self, eval: Evaluation, recent: GraphView) {
         let mut latest = self.latest.write();
-        latest.signals = Arc::new(eval.signals.clone());
+        latest.signals = Arc::new(eval.signals);
         let shared = latest.signals.clone();
         latest.recent_signals.push_back(shared);
         trim_recent(&mut latest.recent_signals);
-        latest.hotspots = eval.hotspots.clone();
-        for e in &eval.anomalies {
+        latest.hotspots = eval.hotspots;
+        for e in eval.anomalies {
             match e.state {
                 AnomalyState::Start => latest.active.push(e.clone()),
                 AnomalyState::End => latest.active.retain(|a| a.id != e.id),
             }
-            latest.events.push_back(e.clone());
+            latest.events.push_back(e);
         }
         keep_last(&mut latest.events, RECENT_EVENTS);
         latest.paths = PathsDocument {
@@ -237,7 +258,7 @@ impl Live {
             destinations: recent.destinations,
         };
         latest.windows_evaluated += 1;
-        latest.last_window_end_ms = end_ms;
+        latest.last_window_end_ms = recent.window.end_ms;
     }
 
     fn publish(&self, eval: &Evaluation) {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::records::{SignalName, Target};
+use super::records::{Signal, SignalName, SignalRecord, Target};
 use crate::graph::view::{DestinationView, EdgeView, PathView};
 use crate::graph::GraphView;
 
@@ -43,6 +43,41 @@ pub fn observe(view: &GraphView, depth: &dyn Fn(&DestinationView) -> u64) -> Vec
     }));
     out.extend(view.destinations.iter().map(|d| destination(d, depth(d))));
     out
+}
+
+/// Records of a window still open: its values so far, judged against
+/// nothing (no baseline, z or anomaly; those need the window's final
+/// values, and judging a partial window against whole ones would raise
+/// false alarms). `GET /api/signals?open=true` serves them beside the
+/// closed window's records, so a change shows within one tick instead of
+/// after the window closes; the stream `signals` carries only closed windows.
+pub fn provisional(view: &GraphView) -> Vec<SignalRecord> {
+    let (start, end) = (view.window.start_ms, view.window.end_ms);
+    observe(view, &|d| d.in_flight)
+        .into_iter()
+        .map(|o| SignalRecord {
+            seq: 0,
+            key: o.target.key(),
+            target: o.target,
+            window_start_ms: start,
+            window_end_ms: end,
+            calls: o.calls,
+            signals: o
+                .values
+                .into_iter()
+                .map(|(name, value)| (name.as_str().to_owned(), unjudged(value)))
+                .collect(),
+        })
+        .collect()
+}
+
+fn unjudged(value: f64) -> Signal {
+    Signal {
+        value,
+        baseline: None,
+        z: None,
+        within_tolerance: true,
+    }
 }
 
 fn amplification_of(e: &EdgeView) -> f64 {

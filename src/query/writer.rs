@@ -118,7 +118,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 enum Message {
     /// A closed window, its start and end, and its entries (for `queued`).
-    Window(Box<WindowPartial>, u64, u64, usize),
+    Window(std::sync::Arc<WindowPartial>, u64, u64, usize),
     Records(Vec<Record>),
     Flush(SyncSender<()>),
 }
@@ -176,7 +176,11 @@ impl ParquetExporter {
         };
         std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                // Compressing and writing files can wait; ingest cannot.
+                crate::background::lower_priority();
+                writer.run(rx)
+            })
             .map_err(|source| WriterError::Directory {
                 path: history.clone(),
                 source,
@@ -241,8 +245,7 @@ impl Exporter for ParquetExporter {
             return;
         }
         self.queued.fetch_add(entries, Ordering::Relaxed);
-        let partial = Box::new(w.partial.clone());
-        let message = Message::Window(partial, w.start_ms, w.end_ms, entries);
+        let message = Message::Window(w.partial.clone(), w.start_ms, w.end_ms, entries);
         if !self.offer(message, "windows", 1) {
             self.queued.fetch_sub(entries, Ordering::Relaxed);
         }
@@ -284,9 +287,14 @@ impl Writer {
                 }
                 Ok(Message::Records(records)) => {
                     let now = (self.clock)();
-                    rows::records(&records, now)
-                        .into_iter()
-                        .for_each(|t| self.add(t));
+                    // A few at a time: rows are row-major cells (about a
+                    // kilobyte per signal of a record), and a window's
+                    // records at 10^5 edges made 150 MiB of them at once.
+                    for chunk in records.chunks(RECORDS_PER_BATCH) {
+                        rows::records(chunk, now)
+                            .into_iter()
+                            .for_each(|t| self.add(t));
+                    }
                 }
                 Ok(Message::Flush(ack)) => {
                     self.flush();
@@ -341,6 +349,9 @@ impl Writer {
         }
     }
 }
+
+/// Records turned into rows and then into one Arrow batch at a time.
+const RECORDS_PER_BATCH: usize = 1024;
 
 static FILE_SEQ: AtomicU64 = AtomicU64::new(0);
 

@@ -1,0 +1,124 @@
+//! Threads for work that must yield to ingest: the operators' evaluation,
+//! the HTTP API and the history writer.
+//!
+//! faultline often runs on one core (a sidecar's CPU limit; the benchmarks
+//! pin it there). On one core, a burst of analysis — an evaluation of a
+//! closed window, the API building a graph view for every poll of a
+//! dashboard — held the core while export calls waited, and showed in
+//! their tail latency: at half load with visibility probes polling the API,
+//! export p99 went from 2–3 ms to 9–11 ms. These threads run at a lower
+//! priority ([`NICE`]), so the kernel hands the core to a receiver or a
+//! shard as soon as one has work; on an idle core they run at full speed.
+
+use std::future::Future;
+
+/// The nice value of background threads. Against a nice-0 thread that
+/// wants the whole core, the kernel gives a nice-5 thread about a quarter
+/// of it: analysis slows under full load rather than stopping.
+pub const NICE: i32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackgroundError {
+    #[error("could not start thread {name}: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("thread {0} stopped without an answer (it panicked)")]
+    Panicked(String),
+}
+
+/// Lowers the calling thread's priority to [`NICE`], unless it is lower
+/// already (Linux: nice values are per thread; elsewhere nothing happens).
+/// Threads it starts inherit it.
+pub fn lower_priority() {
+    if current_nice() >= NICE {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes no pointers. With PRIO_PROCESS and id 0,
+    // Linux applies it to the calling thread only.
+    unsafe {
+        if libc::setpriority(libc::PRIO_PROCESS, 0, NICE) != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "background thread keeps its priority"
+            );
+        }
+    }
+}
+
+/// The nice value of the calling thread (for tests and diagnostics).
+pub fn current_nice() -> i32 {
+    #[cfg(target_os = "linux")]
+    // SAFETY: getpriority takes no pointers.
+    unsafe {
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+/// Runs `work` on a new background thread named `name`; resolves with its
+/// result without blocking the caller's runtime.
+pub async fn run<T, F>(name: &str, work: F) -> Result<T, BackgroundError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(work());
+        })
+        .map_err(|source| BackgroundError::Spawn {
+            name: name.to_owned(),
+            source,
+        })?;
+    rx.await
+        .map_err(|_| BackgroundError::Panicked(name.to_owned()))
+}
+
+/// Runs the future `make` returns on a background thread of its own, with
+/// a single-threaded runtime (for a server: sockets must be registered
+/// with the runtime that polls them, so `make` builds the server there).
+pub async fn serve<M, F>(name: &str, make: M) -> anyhow::Result<()>
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    run(name, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(make())
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_at_background_priority_and_answers() {
+        let before = current_nice();
+        let nice = run("faultline-test", current_nice).await.unwrap();
+        assert_eq!(nice, NICE.max(before), "a background thread is niced");
+        assert_eq!(current_nice(), before, "the caller's priority is unchanged");
+        let served = serve("faultline-test-serve", || async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            listener.local_addr()?;
+            Ok(())
+        })
+        .await;
+        assert!(served.is_ok(), "{served:?}");
+        let failed = run("faultline-test-panic", || -> u8 { panic!("on purpose") }).await;
+        assert!(
+            matches!(failed, Err(BackgroundError::Panicked(_))),
+            "{failed:?}"
+        );
+    }
+}
