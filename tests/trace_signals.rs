@@ -418,3 +418,56 @@ fn a_new_path_signature_is_an_anomaly_after_warm_up() {
         (new[0].id.as_str(), AnomalyState::End)
     );
 }
+
+/// A target with fewer than `min_calls` calls is reported but takes no
+/// baseline slot: a rare edge judged first used to fill `max_tracked` and
+/// leave a busy edge's signals out of its records.
+#[test]
+fn rare_targets_take_no_baseline_slot() {
+    use faultline::operators::{Feedback, OperatorSettings, Operators};
+    let settings = OperatorSettings {
+        max_tracked: 5, // one edge's five signals
+        ..OperatorSettings::default()
+    };
+    let need = settings.min_baseline_windows;
+    let mut ops = Operators::new(settings, Feedback::default());
+    let view = || {
+        let mut b = B::new();
+        let c = b.add(1_000, "a-rare", SpanKind::Client, None, 0, 10, false, &[]);
+        b.add(
+            1_000,
+            "b-other",
+            SpanKind::Server,
+            Some(c),
+            1,
+            5,
+            false,
+            &[],
+        );
+        for t in 0..20 {
+            let c = b.add(t, "checkout", SpanKind::Client, None, 0, 50, false, &[]);
+            b.add(t, "payments", SpanKind::Server, Some(c), 1, 40, false, &[]);
+        }
+        b.graph()
+    };
+    let mut last = Vec::new();
+    for _ in 0..=need {
+        let v = view();
+        last = ops.evaluate(&v, &v).signals;
+    }
+    let record = |key: &str| {
+        last.iter()
+            .find(|r| r.key == key)
+            .unwrap_or_else(|| panic!("no record of {key}: {last:?}"))
+    };
+    let rare = record("edge:a-rare->b-other");
+    let p99 = rare
+        .signals
+        .get("p99_ms")
+        .expect("the rare edge's value is reported");
+    assert!(p99.baseline.is_none() && p99.within_tolerance, "{rare:?}");
+    let busy = record("edge:checkout->payments");
+    assert_eq!(busy.signals.len(), 5, "{busy:?}");
+    let p99 = busy.signals.get("p99_ms").unwrap();
+    assert_eq!(p99.baseline.map(|b| b.windows), Some(need), "{busy:?}");
+}

@@ -34,21 +34,28 @@ pub async fn signals(State(state): State<ApiState>, Query(p): Query<SignalsParam
             "kind must be one of edge, path, destination, cluster; got {kind:?}"
         ));
     }
-    let open = match p.open {
-        true => Some(open_window(&state, &p).await),
-        false => None,
+    let open = if p.open {
+        Some(open_window(&state, &p).await)
+    } else {
+        None
     };
     let latest = state.latest.read();
-    let pool: Vec<SignalRecord> = match p.since {
-        Some(since) => latest.signals_since(since, p.target.as_deref()),
-        None => latest.signals.to_vec(),
+    let recent;
+    let pool: &[SignalRecord] = match p.since {
+        Some(since) => {
+            recent = latest.signals_since(since, p.target.as_deref());
+            &recent
+        }
+        // The latest window's records, read in place (tens of thousands
+        // at 10^5 edges; only the selected ones are serialized).
+        None => &latest.signals,
     };
     let window = latest.signals.first();
     let mut body = json!({
         "window_start_ms": window.map(|r| r.window_start_ms),
         "window_end_ms": window.map(|r| r.window_end_ms),
         "windows_evaluated": latest.windows_evaluated,
-        "records": selected(&pool, &p),
+        "records": selected(pool, &p),
     });
     if let Some(open) = open {
         body["open_window"] = open;
