@@ -148,16 +148,9 @@ async fn the_open_window_shows_signals_before_it_closes() {
         pair[0].error = trace == 3;
         spans.extend(pair);
     }
-    let body = prost::Message::encode_to_vec(&common::request(&spans));
     let url = format!("http://{}/v1/traces", running.http.unwrap());
-    let sent = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .expect("POST");
-    assert!(sent.status().is_success(), "{}", sent.status());
+    let client = reqwest::Client::new();
+    common::traffic::post(&client, &url, &common::request(&spans)).await;
 
     let key = "edge:front->back";
     let path = format!("/api/signals?open=true&target={key}");

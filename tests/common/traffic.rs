@@ -188,16 +188,20 @@ pub async fn drive(url: &str, p: Payments, per_tick: u64, duration: Duration) {
     let mut beat = tokio::time::interval(Duration::from_millis(100));
     while tokio::time::Instant::now() < until {
         beat.tick().await;
-        let body = batch(p, per_tick).encode_to_vec();
-        let reply = client
-            .post(url)
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .expect("POST /v1/traces");
-        assert!(reply.status().is_success(), "{}", reply.status());
+        post(&client, url, &batch(p, per_tick)).await;
     }
+}
+
+/// POSTs one request as OTLP/HTTP protobuf; asserts it was accepted.
+pub async fn post(client: &reqwest::Client, url: &str, request: &ExportTraceServiceRequest) {
+    let reply = client
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .expect("POST /v1/traces");
+    assert!(reply.status().is_success(), "{}", reply.status());
 }
 
 /// The shop's run: healthy, degraded, healthy. Returns when (ms since the
