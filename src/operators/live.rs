@@ -161,10 +161,13 @@ impl Live {
         let mut view = GraphView::build(&w.partial, info, PairingCounters::default());
         self.carry_order(&w.partial, &mut view);
         self.recent.push_back((w.index, w.partial));
-        let keep = self.operators.settings().rank_windows.max(1);
-        while self.recent.len() > keep {
-            self.recent.pop_front();
-        }
+        let s = self.graph.settings();
+        let budget = s.max_edges.saturating_mul(s.shards.max(1));
+        keep_ranked(
+            &mut self.recent,
+            self.operators.settings().rank_windows,
+            budget,
+        );
         let recent = self.recent_view(window_ms, w.end_ms);
         let eval = self.operators.evaluate(&view, &recent);
         self.refresh_scenarios(&eval, &recent);
@@ -293,6 +296,22 @@ impl Live {
     }
 }
 
+/// Keeps the last `rank` windows for ranking, and fewer when together they
+/// hold more than `budget` entries (the entries the graph's shards keep in
+/// closed windows, `max_edges` each); at least the newest. The graph keeps
+/// fewer closed windows past that bound too. At 10^5 edges, ten windows
+/// kept for ranking were about 120 MiB, and merging them every second as
+/// much again; ranking then covers fewer windows (`/api/paths` says how
+/// many).
+fn keep_ranked(recent: &mut VecDeque<(u64, Arc<WindowPartial>)>, rank: usize, budget: usize) {
+    let mut held: usize = recent.iter().map(|(_, p)| p.entries()).sum();
+    while recent.len() > 1 && (recent.len() > rank.max(1) || held > budget) {
+        if let Some((_, oldest)) = recent.pop_front() {
+            held -= oldest.entries();
+        }
+    }
+}
+
 /// Drops the oldest windows' records past [`RECENT_WINDOWS`] windows or
 /// [`RECENT_RECORDS`] records, keeping at least [`RECENT_MIN_WINDOWS`].
 fn trim_recent(recent: &mut VecDeque<Arc<Vec<SignalRecord>>>) {
@@ -318,6 +337,36 @@ mod tests {
             signals: Default::default(),
         };
         Arc::new(vec![record; records])
+    }
+
+    fn windows(nodes: &[usize]) -> VecDeque<(u64, Arc<WindowPartial>)> {
+        let mut out = VecDeque::new();
+        for (i, &n) in nodes.iter().enumerate() {
+            let mut p = WindowPartial::default();
+            for k in 0..n {
+                let name: Arc<str> = format!("n{k}").into();
+                p.node(&name, crate::graph::partial::NodeKind::Service);
+            }
+            out.push_back((i as u64, Arc::new(p)));
+        }
+        out
+    }
+
+    fn indexes(recent: &VecDeque<(u64, Arc<WindowPartial>)>) -> Vec<u64> {
+        recent.iter().map(|(i, _)| *i).collect()
+    }
+
+    #[test]
+    fn ranking_keeps_its_windows_within_the_entry_budget() {
+        let mut small = windows(&[5, 5, 5, 5]);
+        keep_ranked(&mut small, 3, 100);
+        assert_eq!(indexes(&small), [1, 2, 3], "the last `rank` windows");
+        let mut large = windows(&[40, 40, 40, 40]);
+        keep_ranked(&mut large, 3, 100);
+        assert_eq!(indexes(&large), [2, 3], "80 entries fit, 120 do not");
+        let mut huge = windows(&[500, 500]);
+        keep_ranked(&mut huge, 3, 100);
+        assert_eq!(indexes(&huge), [1], "the newest window always stays");
     }
 
     #[test]
