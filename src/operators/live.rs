@@ -304,21 +304,36 @@ impl Live {
 /// much again; ranking then covers fewer windows (`/api/paths` says how
 /// many).
 fn keep_ranked(recent: &mut VecDeque<(u64, Arc<WindowPartial>)>, rank: usize, budget: usize) {
-    let mut held: usize = recent.iter().map(|(_, p)| p.entries()).sum();
-    while recent.len() > 1 && (recent.len() > rank.max(1) || held > budget) {
-        if let Some((_, oldest)) = recent.pop_front() {
-            held -= oldest.entries();
-        }
-    }
+    keep_newest(recent, rank.max(1), 1, budget, |(_, p)| p.entries());
 }
 
 /// Drops the oldest windows' records past [`RECENT_WINDOWS`] windows or
 /// [`RECENT_RECORDS`] records, keeping at least [`RECENT_MIN_WINDOWS`].
 fn trim_recent(recent: &mut VecDeque<Arc<Vec<SignalRecord>>>) {
-    keep_last(recent, RECENT_WINDOWS);
-    let mut held: usize = recent.iter().map(|w| w.len()).sum();
-    while recent.len() > RECENT_MIN_WINDOWS && held > RECENT_RECORDS {
-        held -= recent.pop_front().map_or(0, |w| w.len());
+    keep_newest(
+        recent,
+        RECENT_WINDOWS,
+        RECENT_MIN_WINDOWS,
+        RECENT_RECORDS,
+        |w| w.len(),
+    );
+}
+
+/// Drops the oldest items while more than `most` are held, or while their
+/// `size`s together exceed `budget` and more than `least` are held.
+fn keep_newest<T>(
+    queue: &mut VecDeque<T>,
+    most: usize,
+    least: usize,
+    budget: usize,
+    size: impl Fn(&T) -> usize,
+) {
+    let mut held: usize = queue.iter().map(&size).sum();
+    while queue.len() > most || (queue.len() > least && held > budget) {
+        match queue.pop_front() {
+            Some(oldest) => held -= size(&oldest),
+            None => break,
+        }
     }
 }
 
