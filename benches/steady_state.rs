@@ -20,6 +20,11 @@ use faultline::graph::{GraphSettings, Limits, Shard};
 use faultline::loadgen::{Generator, SpanShape};
 use faultline::receivers::otlp_fast;
 
+/// The binary's allocator (see `src/main.rs`), so the figure is the one
+/// `faultline serve` gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BASE_MS: u64 = 1_700_000_000_000;
 const STEP_MS: u64 = 10;
 const TICK_MS: u64 = 100;

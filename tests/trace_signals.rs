@@ -469,5 +469,9 @@ fn rare_targets_take_no_baseline_slot() {
     let busy = record("edge:checkout->payments");
     assert_eq!(busy.signals.len(), 5, "{busy:?}");
     let p99 = busy.signals.get("p99_ms").unwrap();
-    assert_eq!(p99.baseline.map(|b| b.windows), Some(need), "{busy:?}");
+    assert_eq!(
+        p99.baseline.as_ref().map(|b| b.windows),
+        Some(need),
+        "{busy:?}"
+    );
 }

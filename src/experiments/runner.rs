@@ -147,7 +147,7 @@ impl Runner {
         for r in &records {
             for (name, s) in &r.signals {
                 samples
-                    .entry((r.key.clone(), name.clone()))
+                    .entry((r.key.clone(), name.to_owned()))
                     .or_default()
                     .push(s.value);
             }
@@ -370,7 +370,7 @@ fn point(r: &SignalRecord, phase: Phase, bands: &Bands) -> Point {
     let signals: BTreeMap<String, f64> = r
         .signals
         .iter()
-        .map(|(k, s)| (k.clone(), s.value))
+        .map(|(k, s)| (k.to_owned(), s.value))
         .collect();
     let out_of_band = signals
         .iter()
@@ -415,7 +415,7 @@ fn last_out_of_tolerance(records: &[SignalRecord]) -> Option<(String, String)> {
             r.signals
                 .iter()
                 .find(|(_, s)| !s.within_tolerance)
-                .map(|(n, _)| (r.key.clone(), n.clone()))
+                .map(|(n, _)| (r.key.clone(), n.to_owned()))
         })
 }
 

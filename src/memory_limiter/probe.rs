@@ -41,15 +41,22 @@ impl MemoryProbe for ProcessRss {
     }
 }
 
-/// Hands memory the allocator holds free back to the kernel (glibc's
-/// `malloc_trim`; nothing elsewhere).
+/// Hands memory the allocators hold free back to the kernel: mimalloc's
+/// (the binary's global allocator) and glibc's (what C libraries such as
+/// librdkafka allocate).
 ///
-/// glibc keeps freed memory in its arenas for reuse, so after a burst — an
+/// An allocator keeps freed memory for reuse, so after a burst — an
 /// evaluation over 10^5 edges allocates a few hundred MiB for a moment —
-/// RSS stays at the burst's peak. The limiter measures RSS, so without this
-/// it saw the peak for good and refused every request from then on while
-/// the heap itself was far below the limit (the soak's first runs).
+/// RSS can stay at the burst's peak. The limiter measures RSS, so without
+/// this it saw the peak for good and refused every request from then on
+/// while the heap itself was far below the limit (the soak's first runs).
 pub fn release_free_memory() {
+    // SAFETY: mi_collect only walks mimalloc's own pages and is safe to
+    // call from any thread; when mimalloc is not the global allocator it
+    // has next to nothing to collect.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no
     // pointer from us and is safe to call from any thread at any time.

@@ -21,6 +21,11 @@ pub struct Evaluation {
     pub hotspots: Vec<Hotspot>,
 }
 
+/// One signal's history among a target's.
+fn signal_history(signals: &[(SignalName, History)], name: SignalName) -> Option<&History> {
+    signals.iter().find(|(n, _)| *n == name).map(|(_, h)| h)
+}
+
 /// The signal name of a never-seen path cluster's anomaly.
 pub const NEW_SIGNATURE: &str = "new_signature";
 
@@ -38,7 +43,10 @@ struct Active {
 
 pub struct Operators {
     settings: OperatorSettings,
-    history: HashMap<(String, SignalName), History>,
+    /// Each tracked target's signal histories, by target key.
+    history: HashMap<String, Vec<(SignalName, History)>>,
+    /// (target, signal) histories held, against `max_tracked`.
+    tracked: usize,
     active: HashMap<(String, String), Active>,
     /// Path cluster signatures seen, with the windows they were seen in.
     clusters_seen: HashMap<String, usize>,
@@ -56,6 +64,7 @@ impl Operators {
         Operators {
             settings,
             history: HashMap::new(),
+            tracked: 0,
             active: HashMap::new(),
             clusters_seen: HashMap::new(),
             depth: HashMap::new(),
@@ -82,7 +91,7 @@ impl Operators {
         let depth = &self.depth;
         let observed = observe(window, &|d| depth.get(&d.name).copied().unwrap_or(0) as u64);
         let mut eval = Evaluation::default();
-        for o in &observed {
+        for o in observed {
             let record = self.judge(o, start, end, &mut eval.anomalies);
             eval.signals.push(record);
         }
@@ -94,56 +103,88 @@ impl Operators {
 
     fn judge(
         &mut self,
-        o: &Observed,
+        o: Observed,
         start: u64,
         end: u64,
         events: &mut Vec<AnomalyEvent>,
     ) -> SignalRecord {
         let key = o.target.key();
-        let (min_windows, z_max) = (
-            self.settings.min_baseline_windows,
-            self.settings.z_threshold,
-        );
-        let (keep, alpha) = (self.settings.baseline_windows, self.settings.ewma_alpha);
         let enough = o.calls >= self.settings.min_calls;
         let mut signals = Vec::with_capacity(o.values.len());
         for (&name, &value) in &o.values {
-            let slot = (key.clone(), name);
-            let tracked = self.history.get(&slot);
-            let mut j = match tracked {
-                Some(h) => h.judge(name, value, min_windows, z_max),
-                None => History::default().judge(name, value, min_windows, z_max),
-            };
-            // Only targets with enough calls get a history: at 10^5 edges
-            // most see a call or two per window, and a history each for
-            // them filled `max_tracked` with targets never judged.
-            let room = tracked.is_some() || self.history.len() < self.settings.max_tracked;
-            if enough && room {
-                self.history
-                    .entry(slot)
-                    .or_default()
-                    .push(value, keep, alpha);
-                self.transition(&o.target, &key, name.as_str(), value, &j, end, events);
-            } else {
-                j.within_tolerance = true;
-            }
+            let j = self.judge_signal(&o.target, &key, name, value, enough, end, events);
             let signal = Signal {
                 value,
-                baseline: j.baseline,
+                baseline: j.baseline.map(Box::new),
                 z: j.z,
                 within_tolerance: j.within_tolerance,
             };
-            signals.push((name.as_str().to_owned(), signal));
+            signals.push((name.as_str(), signal));
         }
         SignalRecord {
             seq: self.next_seq("signals"),
             key,
-            target: o.target.clone(),
+            target: o.target,
             window_start_ms: start,
             window_end_ms: end,
             calls: o.calls,
             signals: signals.into_iter().collect(),
         }
+    }
+
+    /// Judges one signal against its target's history, and extends that
+    /// history when the window had `enough` calls.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_signal(
+        &mut self,
+        target: &Target,
+        key: &str,
+        name: SignalName,
+        value: f64,
+        enough: bool,
+        end: u64,
+        events: &mut Vec<AnomalyEvent>,
+    ) -> Judgement {
+        let (min_windows, z_max) = (
+            self.settings.min_baseline_windows,
+            self.settings.z_threshold,
+        );
+        let (keep, alpha) = (self.settings.baseline_windows, self.settings.ewma_alpha);
+        let tracked = self.history.get(key).and_then(|h| signal_history(h, name));
+        let mut j = match tracked {
+            Some(h) => h.judge(name, value, min_windows, z_max),
+            None => History::default().judge(name, value, min_windows, z_max),
+        };
+        // Only targets with enough calls get a history: at 10^5 edges
+        // most see a call or two per window, and a history each for
+        // them filled `max_tracked` with targets never judged.
+        let room = tracked.is_some() || self.tracked < self.settings.max_tracked;
+        if enough && room {
+            self.history_of(key, name).push(value, keep, alpha);
+            self.transition(target, key, name.as_str(), value, &j, end, events);
+        } else {
+            j.within_tolerance = true;
+        }
+        j
+    }
+
+    /// `key`'s history of `name`, created empty (and counted) if new. The
+    /// key is copied only then: judging a window of 10^5 targets used to
+    /// copy each target's key once per signal just to look it up.
+    fn history_of(&mut self, key: &str, name: SignalName) -> &mut History {
+        if !self.history.contains_key(key) {
+            self.history.insert(key.to_owned(), Vec::new());
+        }
+        let signals = self.history.get_mut(key).expect("inserted just above");
+        let at = match signals.iter().position(|(n, _)| *n == name) {
+            Some(at) => at,
+            None => {
+                self.tracked += 1;
+                signals.push((name, History::default()));
+                signals.len() - 1
+            }
+        };
+        &mut signals[at].1
     }
 
     /// Opens or closes the anomaly of one (target, signal).

@@ -140,8 +140,9 @@ impl Live {
                 self.remember(eval, recent);
             }
             // A large evaluation's views and records (hundreds of MiB at
-            // 10^5 edges) are freed by now; without this glibc keeps their
-            // pages and RSS stays at its peak. Not after small ones: a trim
+            // 10^5 edges) are freed by now; without this the allocator
+            // keeps their pages a while (mimalloc) or for good (glibc, for
+            // C libraries) and RSS stays at the peak. Not after small ones: a trim
             // holds the allocator's locks while it walks the free lists, and
             // doing it every second took export p99 at half load from
             // about 2 ms to 5-12 ms.

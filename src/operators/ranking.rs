@@ -150,7 +150,7 @@ fn terms(c: &Candidate<'_>, ctx: &RankContext<'_>, add: &mut Term<'_>) {
         let baseline = c
             .judged
             .and_then(|r| r.signals.get(SignalName::P99Ms.as_str()))
-            .and_then(|s| s.baseline)
+            .and_then(|s| s.baseline.as_deref().copied())
             .filter(|b| b.median > 0.0);
         if let Some(b) = baseline {
             let ratio = p99 / b.median;

@@ -4,6 +4,7 @@
 //! topics carry them as they serialize here, and `docs/records.md` documents
 //! them. Add fields, never rename them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -68,8 +69,9 @@ pub struct Baseline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     pub value: f64,
-    /// `None` until enough windows have been seen.
-    pub baseline: Option<Baseline>,
+    /// `None` until enough windows have been seen. Boxed: most signals at
+    /// 10^5 edges have none, and inline it doubled every signal's size.
+    pub baseline: Option<Box<Baseline>>,
     /// Robust z-score against the baseline (`None` without one).
     pub z: Option<f64>,
     /// Whether the value is within tolerance of its baseline (true when
@@ -100,8 +102,10 @@ pub struct SignalRecord {
 /// signals, and a map's first node has room for eleven, about 900 bytes
 /// per record. At 10^5 edges the records the API keeps for `?since=` (three
 /// windows of tens of thousands) were 200 MiB, most of it empty slots.
+/// Names are shared statics (an allocation per signal was another 160
+/// bytes a record); only an unknown name read back from JSON owns its text.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Signals(Vec<(String, Signal)>);
+pub struct Signals(Vec<(Cow<'static, str>, Signal)>);
 
 impl Signals {
     pub fn get(&self, name: &str) -> Option<&Signal> {
@@ -109,15 +113,16 @@ impl Signals {
     }
 
     /// Sets `name`'s signal, replacing one of the same name.
-    pub fn insert(&mut self, name: String, signal: Signal) {
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, signal: Signal) {
+        let name = name.into();
         match self.find(&name) {
             Ok(i) => self.0[i].1 = signal,
             Err(i) => self.0.insert(i, (name, signal)),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Signal)> {
-        self.0.iter().map(|(name, signal)| (name, signal))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Signal)> {
+        self.into_iter()
     }
 
     pub fn len(&self) -> usize {
@@ -129,25 +134,26 @@ impl Signals {
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        self.0.binary_search_by(|(n, _)| n.as_ref().cmp(name))
     }
 }
 
 impl<'a> IntoIterator for &'a Signals {
-    type Item = (&'a String, &'a Signal);
+    type Item = (&'a str, &'a Signal);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Signal)>,
-        fn(&'a (String, Signal)) -> (&'a String, &'a Signal),
+        std::slice::Iter<'a, (Cow<'static, str>, Signal)>,
+        fn(&'a (Cow<'static, str>, Signal)) -> (&'a str, &'a Signal),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(name, signal)| (name, signal))
+        self.0.iter().map(|(name, signal)| (name.as_ref(), signal))
     }
 }
 
-impl FromIterator<(String, Signal)> for Signals {
-    fn from_iter<I: IntoIterator<Item = (String, Signal)>>(items: I) -> Signals {
-        let mut list: Vec<(String, Signal)> = items.into_iter().collect();
+impl<N: Into<Cow<'static, str>>> FromIterator<(N, Signal)> for Signals {
+    fn from_iter<I: IntoIterator<Item = (N, Signal)>>(items: I) -> Signals {
+        let mut list: Vec<(Cow<'static, str>, Signal)> =
+            items.into_iter().map(|(n, s)| (n.into(), s)).collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         // The last of equal names wins, as in a map.
         list.reverse();
@@ -167,7 +173,10 @@ impl Serialize for Signals {
 impl<'de> Deserialize<'de> for Signals {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Signals, D::Error> {
         let map = BTreeMap::<String, Signal>::deserialize(deserializer)?;
-        Ok(Signals(map.into_iter().collect()))
+        Ok(map
+            .into_iter()
+            .map(|(name, s)| (SignalName::shared(name), s))
+            .collect())
     }
 }
 
@@ -186,6 +195,25 @@ pub enum SignalName {
 }
 
 impl SignalName {
+    pub const ALL: [SignalName; 8] = [
+        SignalName::ErrorRate,
+        SignalName::TimeoutRate,
+        SignalName::P99Ms,
+        SignalName::Retries,
+        SignalName::RetryAmplification,
+        SignalName::QueueDepth,
+        SignalName::QueueLagMs,
+        SignalName::OutOfOrder,
+    ];
+
+    /// `name` as a shared static when it is a known signal's, else owned.
+    pub fn shared(name: String) -> Cow<'static, str> {
+        match SignalName::ALL.iter().find(|n| n.as_str() == name) {
+            Some(n) => Cow::Borrowed(n.as_str()),
+            None => Cow::Owned(name),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SignalName::ErrorRate => "error_rate",
@@ -280,13 +308,13 @@ mod tests {
     fn signals_read_and_write_as_a_map_in_name_order() {
         let mut s: Signals = [("p99_ms", 3.0), ("error_rate", 0.5), ("p99_ms", 4.0)]
             .into_iter()
-            .map(|(n, v)| (n.to_owned(), signal(v)))
+            .map(|(n, v)| (n, signal(v)))
             .collect();
         assert_eq!(s.len(), 2, "the last of equal names wins");
         assert_eq!(s.get("p99_ms").map(|x| x.value), Some(4.0));
-        s.insert("retries".into(), signal(1.0));
-        s.insert("error_rate".into(), signal(0.25));
-        let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
+        s.insert("retries", signal(1.0));
+        s.insert("error_rate".to_owned(), signal(0.25));
+        let names: Vec<&str> = s.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["error_rate", "p99_ms", "retries"]);
         assert_eq!(s.get("error_rate").map(|x| x.value), Some(0.25));
         assert!(s.get("queue_depth").is_none());
@@ -296,5 +324,9 @@ mod tests {
         assert_eq!(json.as_object().unwrap().len(), 3);
         let back: Signals = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+        assert!(
+            back.0.iter().all(|(n, _)| matches!(n, Cow::Borrowed(_))),
+            "known names read back as shared statics"
+        );
     }
 }

@@ -65,7 +65,7 @@ pub fn provisional(view: &GraphView) -> Vec<SignalRecord> {
             signals: o
                 .values
                 .into_iter()
-                .map(|(name, value)| (name.as_str().to_owned(), unjudged(value)))
+                .map(|(name, value)| (name.as_str(), unjudged(value)))
                 .collect(),
         })
         .collect()

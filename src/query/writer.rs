@@ -130,17 +130,20 @@ enum Message {
 /// a writer behind a saturated core held hundreds of MiB of windows.
 const QUEUE: usize = 64;
 
-/// Entries (nodes, edges, paths, ...) of the windows queued for the
-/// writer; a window that would take the queue past this is dropped (and
-/// counted), unless the queue is empty. Why a second bound: with 10^5
-/// edges a window holds about 40 000 entries of about 300 bytes, so even
-/// 64 windows were 800 MiB once the writer fell behind on a saturated
-/// core. This keeps the queue under about 80 MiB.
+/// Entries queued for the writer: a window's nodes, edges, paths... and
+/// each signal, anomaly or hotspot record. A message that would take the
+/// queue past this is dropped (and counted), unless the queue is empty.
+/// Why a second bound: with 10^5 edges a window holds about 40 000 entries
+/// of about 300 bytes, so even 64 windows were 800 MiB once the writer fell
+/// behind on a saturated core; the records evaluated from them (about half
+/// a kilobyte of JSON each) had no bound at all. This keeps the queue under
+/// about 100 MiB.
 const MAX_QUEUED_ENTRIES: usize = 262_144;
 
 pub struct ParquetExporter {
     tx: SyncSender<Message>,
-    /// Entries of the windows in the queue (see [`MAX_QUEUED_ENTRIES`]).
+    /// Entries of the windows and records in the queue (see
+    /// [`MAX_QUEUED_ENTRIES`]).
     queued: Arc<AtomicUsize>,
     history: PathBuf,
     telemetry: Arc<Telemetry>,
@@ -208,14 +211,22 @@ impl ParquetExporter {
         done.recv_timeout(timeout).is_ok()
     }
 
-    /// Queues `message`; false (counted, logged) when the queue is full.
-    fn offer(&self, message: Message, what: &'static str, count: u64) -> bool {
-        match self.tx.try_send(message) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped(what, count);
-                false
-            }
+    /// Queues `message` (`entries` of the budget [`MAX_QUEUED_ENTRIES`])
+    /// for the writer, or counts `count` of `what` as dropped when the
+    /// queue is full or over budget. An empty queue takes any message, so
+    /// one huge window is written rather than never.
+    fn queue(&self, message: Message, entries: usize, what: &'static str, count: u64) {
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued > 0 && queued + entries > MAX_QUEUED_ENTRIES {
+            self.dropped(what, count);
+            return;
+        }
+        self.queued.fetch_add(entries, Ordering::Relaxed);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(message)
+        {
+            self.queued.fetch_sub(entries, Ordering::Relaxed);
+            self.dropped(what, count);
         }
     }
 
@@ -231,24 +242,17 @@ impl Exporter for ParquetExporter {
     }
 
     fn export(&self, records: &[Record]) {
-        if !records.is_empty() {
-            let n = records.len() as u64;
-            self.offer(Message::Records(records.to_vec()), "records", n);
+        let n = records.len();
+        if n > 0 {
+            let message = Message::Records(records.to_vec());
+            self.queue(message, n, "records", n as u64);
         }
     }
 
     fn window(&self, w: &ClosedWindow) {
         let entries = w.partial.entries();
-        let queued = self.queued.load(Ordering::Relaxed);
-        if queued > 0 && queued + entries > MAX_QUEUED_ENTRIES {
-            self.dropped("windows", 1);
-            return;
-        }
-        self.queued.fetch_add(entries, Ordering::Relaxed);
         let message = Message::Window(w.partial.clone(), w.start_ms, w.end_ms, entries);
-        if !self.offer(message, "windows", 1) {
-            self.queued.fetch_sub(entries, Ordering::Relaxed);
-        }
+        self.queue(message, entries, "windows", 1);
     }
 
     fn flush(&self, timeout: Duration) {
@@ -286,7 +290,7 @@ impl Writer {
                         .for_each(|t| self.add(t));
                 }
                 Ok(Message::Records(records)) => {
-                    let now = (self.clock)();
+                    let (n, now) = (records.len(), (self.clock)());
                     // A few at a time: rows are row-major cells (about a
                     // kilobyte per signal of a record), and a window's
                     // records at 10^5 edges made 150 MiB of them at once.
@@ -295,6 +299,8 @@ impl Writer {
                             .into_iter()
                             .for_each(|t| self.add(t));
                     }
+                    drop(records);
+                    self.queued.fetch_sub(n, Ordering::Relaxed);
                 }
                 Ok(Message::Flush(ack)) => {
                     self.flush();
@@ -386,4 +392,65 @@ pub fn write_file(dir: &Path, batches: &[RecordBatch]) -> Result<PathBuf, Writer
     writer.close().map_err(|e| fail(e.into()))?;
     std::fs::rename(&tmp, &path).map_err(|e| fail(e.into()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exporters::Stream;
+
+    /// An exporter whose writer never drains its queue.
+    fn stalled() -> (ParquetExporter, Receiver<Message>) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let exporter = ParquetExporter {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            history: PathBuf::new(),
+            telemetry: Arc::new(Telemetry::new()),
+        };
+        (exporter, rx)
+    }
+
+    fn records(n: usize) -> Vec<Record> {
+        let r = Record::new(
+            Stream::Signals,
+            "edge:a->b",
+            &serde_json::json!({"calls": 1}),
+        );
+        vec![r; n]
+    }
+
+    #[test]
+    fn records_count_against_the_queue_budget() {
+        let (exporter, rx) = stalled();
+        let batch = MAX_QUEUED_ENTRIES / 3;
+        for _ in 0..4 {
+            exporter.export(&records(batch));
+        }
+        assert_eq!(
+            exporter.queued.load(Ordering::Relaxed),
+            3 * batch,
+            "a fourth window's records would pass the budget"
+        );
+        assert_eq!(rx.try_iter().count(), 3, "only what fit was queued");
+        exporter.queued.store(0, Ordering::Relaxed);
+        exporter.export(&records(MAX_QUEUED_ENTRIES * 2));
+        assert_eq!(rx.try_iter().count(), 1, "an empty queue takes any message");
+    }
+
+    #[test]
+    fn the_writer_returns_the_budget_of_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ParquetConfig {
+            directory: dir.path().to_path_buf(),
+            flush: Duration::from_secs(3600),
+            max_age: Duration::ZERO,
+            max_size_mib: 0,
+            max_buffered_rows: 1_000,
+        };
+        let exporter = ParquetExporter::start(&config, Arc::new(Telemetry::new())).unwrap();
+        exporter.export(&records(100));
+        assert!(exporter.flush_now(Duration::from_secs(10)));
+        assert_eq!(exporter.queued.load(Ordering::Relaxed), 0);
+    }
 }
