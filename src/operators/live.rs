@@ -23,8 +23,9 @@ const RECENT_EVENTS: usize = 1_000;
 const RECENT_WINDOWS: usize = 30;
 /// ... and the records they may hold together: past this the oldest
 /// windows go, never the newest [`RECENT_MIN_WINDOWS`]. A record is about
-/// a kilobyte (names, a map of signals), and with 10^5 edges a window has
-/// tens of thousands of them: 30 windows took most of a GiB.
+/// 600 bytes (its key, its target's names, a list of signals), and with
+/// 10^5 edges a window has tens of thousands of them: 30 windows of
+/// kilobyte records took most of a GiB.
 const RECENT_RECORDS: usize = 100_000;
 const RECENT_MIN_WINDOWS: usize = 3;
 /// Window entries (nodes, edges, paths…) evaluated in one step past which
