@@ -221,11 +221,11 @@ fn window_at(start_ms: u64) -> ClosedWindow {
 fn buffered_rows_are_written_before_the_flush_interval_when_too_many() {
     let dir = tempfile::tempdir().unwrap();
     let config = ParquetConfig {
-        directory: dir.path().to_path_buf(),
         flush: Duration::from_secs(3600),
         max_age: Duration::ZERO,
         max_size_mib: 0,
         max_buffered_rows: 2,
+        ..ParquetConfig::in_directory(dir.path())
     };
     let writer = ParquetExporter::start(&config, Arc::new(Telemetry::new())).unwrap();
     use faultline::exporters::Exporter;
@@ -280,11 +280,10 @@ async fn retention_deletes_the_oldest_partition() {
         Arc::new(move || now.load(Ordering::SeqCst))
     };
     let config = ParquetConfig {
-        directory: dir.path().to_path_buf(),
         flush: Duration::from_secs(3600),
         max_age: Duration::from_secs(3600),
         max_size_mib: 0,
-        max_buffered_rows: 262_144,
+        ..ParquetConfig::in_directory(dir.path())
     };
     let writer =
         ParquetExporter::start_with_clock(&config, Arc::new(Telemetry::new()), clock).unwrap();

@@ -80,6 +80,17 @@ fn default_max_buffered_rows() -> usize {
 }
 
 impl ParquetConfig {
+    /// The defaults a pipeline gets when it names only the directory.
+    pub fn in_directory(directory: impl Into<PathBuf>) -> ParquetConfig {
+        ParquetConfig {
+            directory: directory.into(),
+            flush: default_flush(),
+            max_age: default_max_age(),
+            max_size_mib: default_max_size(),
+            max_buffered_rows: default_max_buffered_rows(),
+        }
+    }
+
     /// Where the tables' directories are.
     pub fn history_dir(&self) -> PathBuf {
         history_dir(&self.directory)
@@ -441,13 +452,7 @@ mod tests {
     #[test]
     fn the_writer_returns_the_budget_of_what_it_wrote() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ParquetConfig {
-            directory: dir.path().to_path_buf(),
-            flush: Duration::from_secs(3600),
-            max_age: Duration::ZERO,
-            max_size_mib: 0,
-            max_buffered_rows: 1_000,
-        };
+        let config = ParquetConfig::in_directory(dir.path());
         let exporter = ParquetExporter::start(&config, Arc::new(Telemetry::new())).unwrap();
         exporter.export(&records(100));
         assert!(exporter.flush_now(Duration::from_secs(10)));
