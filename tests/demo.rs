@@ -3,12 +3,11 @@
 //! in headless Chromium, and Ctrl-C.
 //!
 //! One run serves both checks (a demo cycle takes about three minutes).
-//! `FAULTLINE_UPDATE_SCREENSHOT=1 cargo test --test demo` also writes
+//! `FAULTLINE_UPDATE_SCREENSHOT=1 cargo test --test integration demo::` also writes
 //! `docs/demo.png`, the README's picture; every run writes one under the
 //! target directory.
 
-#[path = "common/browser.rs"]
-mod browser;
+use crate::common::browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! knob each and check that the hidden failures the demo documents really
 //! happen and really show in faultline's signals.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! runs through faultline's fault proxy: baseline, inject, watch, remove,
 //! recover, verdict, feedback — and a fault never outlives its run.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! and prost never writes: unknown fields of every wire type (groups too),
 //! fields out of order, singular fields repeated, a resource after its spans.
 
-mod common;
+use crate::common;
 
 use faultline::graph::{GraphSettings, OfflineGraph};
 use faultline::loadgen::{Generator, SpanShape};

@@ -7,7 +7,7 @@
 //! the exporter writes: far fewer than the spans' attributes alone would
 //! take uncompressed, so the requests really were compressed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! History and SQL: Parquet windows written by a live collector, read back
 //! with DataFusion over HTTP and on the command line.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! loopback port per test): topics and keys, start-up errors, a broker that
 //! goes away and comes back, and the buffer bound.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! and an rdkafka consumer reads the signals, anomalies and hotspots back
 //! from a real Kafka-protocol broker (tansu).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! exactly what the server says it accepted, over both transports, and the
 //! traffic builds the graph it describes.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! `ManualProbe` the test sets, and the limiter is re-checked explicitly
 //! after each change, so no assertion waits on the check timer.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! lines files and the API), driven by OTLP traffic with a known
 //! degradation of one edge.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

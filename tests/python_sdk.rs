@@ -6,7 +6,7 @@
 //! Needs `python3` with the packages in `tests/python/requirements.txt`; the
 //! tests fail (never skip) when they are missing.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

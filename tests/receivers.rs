@@ -1,7 +1,7 @@
 //! The OTLP receivers on the wire: good input, bad input, and the server
 //! still serving afterwards.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -16,7 +16,7 @@
 //!
 //! and the first trace fails on both sides of `web -> api`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};

@@ -5,12 +5,11 @@
 //! experiment, every node kind). `tests/demo.rs` checks the page against a
 //! running `faultline demo`, experiments and scenarios included.
 //!
-//! `FAULTLINE_UPDATE_SCREENSHOT=1 cargo test --test web_page` also writes
+//! `FAULTLINE_UPDATE_SCREENSHOT=1 cargo test --test integration web_page::` also writes
 //! `docs/screenshot.png`; every run writes one under the target directory.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::common;
+use crate::common::browser;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

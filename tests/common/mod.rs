@@ -1,6 +1,7 @@
 //! Shared test helpers: a collector on free loopback ports, OTLP builders.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod schema;
 pub mod sdk;
 pub mod system;
