@@ -31,6 +31,11 @@ const RECENT_MIN_WINDOWS: usize = 3;
 /// Window entries (nodes, edges, paths…) evaluated in one step past which
 /// freed memory is handed back to the kernel (see [`Live::step`]).
 const TRIM_AFTER_ENTRIES: usize = 10_000;
+/// Records serialized and handed to the exporters at once. With 10^5 edges
+/// a window's signal records are about 50 MB of JSON; serialized whole,
+/// and copied again into the JSON lines buffer, they were the largest
+/// swing of the soak's RSS. A chunk is about 2.5 MB.
+const PUBLISH_CHUNK: usize = 4_096;
 
 /// What the API serves: the latest evaluation's results.
 #[derive(Default)]
@@ -266,29 +271,15 @@ impl Live {
         latest.last_window_end_ms = recent.window.end_ms;
     }
 
+    /// Hands a window's records to the exporters [`PUBLISH_CHUNK`] at a
+    /// time, so only one chunk's JSON is alive at once.
     fn publish(&self, eval: &Evaluation) {
         if self.exporters.is_empty() {
             return;
         }
-        let mut records: Vec<Record> = Vec::new();
-        records.extend(
-            eval.signals
-                .iter()
-                .map(|r| Record::new(Stream::Signals, &r.key, r)),
-        );
-        records.extend(
-            eval.anomalies
-                .iter()
-                .map(|a| Record::new(Stream::Anomalies, &a.key, a)),
-        );
-        records.extend(
-            eval.hotspots
-                .iter()
-                .map(|h| Record::new(Stream::Hotspots, &h.key, h)),
-        );
-        for e in &self.exporters {
-            e.export(&records);
-        }
+        in_chunks(records_of(eval), PUBLISH_CHUNK, |chunk| {
+            self.exporters.iter().for_each(|e| e.export(chunk))
+        });
     }
 
     pub fn flush(&self, timeout: std::time::Duration) {
@@ -339,6 +330,41 @@ fn keep_newest<T>(
     }
 }
 
+/// A window's records as the exporters take them, serialized one by one
+/// as they are drawn: signals, then anomalies, then hotspots.
+fn records_of(eval: &Evaluation) -> impl Iterator<Item = Record> + '_ {
+    let signals = eval
+        .signals
+        .iter()
+        .map(|r| Record::new(Stream::Signals, &r.key, r));
+    let anomalies = eval
+        .anomalies
+        .iter()
+        .map(|a| Record::new(Stream::Anomalies, &a.key, a));
+    let hotspots = eval
+        .hotspots
+        .iter()
+        .map(|h| Record::new(Stream::Hotspots, &h.key, h));
+    signals.chain(anomalies).chain(hotspots)
+}
+
+/// Calls `each` with `records` in order, `size` at a time.
+fn in_chunks(
+    mut records: impl Iterator<Item = Record>,
+    size: usize,
+    mut each: impl FnMut(&[Record]),
+) {
+    let mut chunk = Vec::with_capacity(size);
+    loop {
+        chunk.extend(records.by_ref().take(size));
+        if chunk.is_empty() {
+            return;
+        }
+        each(&chunk);
+        chunk.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +397,27 @@ mod tests {
 
     fn indexes(recent: &VecDeque<(u64, Arc<WindowPartial>)>) -> Vec<u64> {
         recent.iter().map(|(i, _)| *i).collect()
+    }
+
+    #[test]
+    fn records_are_published_in_order_a_chunk_at_a_time() {
+        let eval = Evaluation {
+            signals: window(PUBLISH_CHUNK + 1).to_vec(),
+            anomalies: Vec::new(),
+            hotspots: Vec::new(),
+        };
+        let mut sizes = Vec::new();
+        in_chunks(records_of(&eval), PUBLISH_CHUNK, |c| sizes.push(c.len()));
+        assert_eq!(sizes, [PUBLISH_CHUNK, 1]);
+
+        let numbered = (0..10).map(|i| Record::new(Stream::Signals, i.to_string(), &i));
+        let mut seen = Vec::new();
+        in_chunks(numbered, 4, |c| {
+            assert!(c.len() <= 4);
+            seen.extend(c.iter().map(|r| r.key.clone()));
+        });
+        let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(seen, expected, "every record once, in order");
     }
 
     #[test]

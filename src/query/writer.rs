@@ -135,11 +135,10 @@ enum Message {
 }
 
 /// Messages waiting for the writer thread; past this, input is dropped
-/// (and counted). A message can be a closed window holding every edge
-/// touched in it, tens of thousands with 10^5 edges, so the queue is a
-/// memory bound as much as a backlog: about a minute of windows. At 1024,
-/// a writer behind a saturated core held hundreds of MiB of windows.
-const QUEUE: usize = 64;
+/// (and counted). The memory bound is [`MAX_QUEUED_ENTRIES`]; this one
+/// counts messages: each closed window, and its records in chunks of 4 096
+/// (about 25 messages a window at 10^5 edges), so a few windows' worth.
+const QUEUE: usize = 256;
 
 /// Entries queued for the writer: a window's nodes, edges, paths... and
 /// each signal, anomaly or hotspot record. A message that would take the
