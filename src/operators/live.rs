@@ -330,22 +330,28 @@ fn keep_newest<T>(
     }
 }
 
-/// A window's records as the exporters take them, serialized one by one
-/// as they are drawn: signals, then anomalies, then hotspots.
-fn records_of(eval: &Evaluation) -> impl Iterator<Item = Record> + '_ {
-    let signals = eval
-        .signals
+/// Signal, anomaly and hotspot records as the exporters and the API's
+/// `live_*` tables take them, in that order, each serialized as it is drawn.
+pub(crate) fn records<'a>(
+    signals: &'a [SignalRecord],
+    anomalies: &'a [AnomalyEvent],
+    hotspots: &'a [Hotspot],
+) -> impl Iterator<Item = Record> + 'a {
+    let signals = signals
         .iter()
         .map(|r| Record::new(Stream::Signals, &r.key, r));
-    let anomalies = eval
-        .anomalies
+    let anomalies = anomalies
         .iter()
         .map(|a| Record::new(Stream::Anomalies, &a.key, a));
-    let hotspots = eval
-        .hotspots
+    let hotspots = hotspots
         .iter()
         .map(|h| Record::new(Stream::Hotspots, &h.key, h));
     signals.chain(anomalies).chain(hotspots)
+}
+
+/// A window's records, for [`Live::publish`].
+fn records_of(eval: &Evaluation) -> impl Iterator<Item = Record> + '_ {
+    records(&eval.signals, &eval.anomalies, &eval.hotspots)
 }
 
 /// Calls `each` with `records` in order, `size` at a time.

@@ -84,26 +84,11 @@ pub async fn register(
 /// The operators' latest results as records (the same rows as history).
 fn latest_records(latest: &SharedLatest) -> Vec<Record> {
     let l = latest.read();
-    let mut out: Vec<Record> = Vec::new();
-    out.extend(
-        l.signals
-            .iter()
-            .map(|r| Record::new(Stream::Signals, &r.key, r)),
-    );
-    out.extend(
-        l.active
-            .iter()
-            .map(|a| Record::new(Stream::Anomalies, &a.key, a)),
-    );
-    out.extend(
-        l.hotspots
-            .iter()
-            .map(|h| Record::new(Stream::Hotspots, &h.key, h)),
-    );
-    out.extend(
-        l.scenarios
-            .iter()
-            .map(|s| Record::new(Stream::Scenarios, s.target.key(), s)),
-    );
-    out
+    let scenarios = l
+        .scenarios
+        .iter()
+        .map(|s| Record::new(Stream::Scenarios, s.target.key(), s));
+    crate::operators::live::records(&l.signals, &l.active, &l.hotspots)
+        .chain(scenarios)
+        .collect()
 }
