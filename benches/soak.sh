@@ -59,6 +59,12 @@ rss_mib() {
   awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
+# Pages freed with MADV_FREE and not yet taken back by the kernel: part of
+# RSS, reclaimed under memory pressure (see README, Soak).
+lazy_free_mib() {
+  awk '/^LazyFree:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"
+}
+
 metric() {
   curl -s -m 5 "http://127.0.0.1:$API_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
@@ -86,7 +92,8 @@ while kill -0 "$LOADGEN_PID" 2>/dev/null; do
   t=$(($(date +%s) - START))
   rss=$(rss_mib "$SERVER_PID")
   echo "$t $rss" >>"$DATA/samples"
-  printf 'soak: t=%4ds RSS %7.1f MiB  edges %s  refused requests %s  load %s\n' "$t" "$rss" \
+  printf 'soak: t=%4ds RSS %7.1f MiB (lazily freed %s)  edges %s  refused requests %s  load %s\n' "$t" "$rss" \
+    "$(lazy_free_mib "$SERVER_PID")" \
     "$(metric 'faultline_graph_size{outcome="edges"}')" \
     "$(metric 'faultline_memory_limiter_refused_requests_total{receiver="otlp_grpc"}' | grep . || echo 0)" \
     "$(cut -d' ' -f1 /proc/loadavg)"

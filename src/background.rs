@@ -11,6 +11,8 @@
 //! shard as soon as one has work; on an idle core they run at full speed.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Mutex, PoisonError};
 
 /// The nice value of background threads. Against a nice-0 thread that
 /// wants the whole core, the kernel gives a nice-5 thread about a quarter
@@ -81,6 +83,73 @@ where
         .map_err(|_| BackgroundError::Panicked(name.to_owned()))
 }
 
+/// A background thread that runs jobs one after another, for work that
+/// recurs: the operators' evaluation of every closed window.
+///
+/// Why one long-lived thread rather than [`run`]'s thread per job: the
+/// allocator (mimalloc) serves a thread from pages that thread freed. A new
+/// thread every second started from fresh pages, while the last one's
+/// hundreds of MiB (an evaluation at 10^5 edges) waited to be handed back
+/// to the kernel, so RSS swung by that much from one second to the next.
+/// The thread starts with the first job and stops when the worker is
+/// dropped; a job that panics fails its own caller only.
+pub struct Worker {
+    name: String,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Worker {
+    pub fn new(name: &str) -> Worker {
+        Worker {
+            name: name.to_owned(),
+            jobs: Mutex::new(None),
+        }
+    }
+
+    /// Runs `work` on the worker's thread, after the jobs queued before it;
+    /// resolves with its result without blocking the caller's runtime.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, BackgroundError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        let panicked = || BackgroundError::Panicked(self.name.clone());
+        self.sender()?.send(job).map_err(|_| panicked())?;
+        rx.await.map_err(|_| panicked())
+    }
+
+    /// The queue of the worker's thread, started on first use.
+    fn sender(&self) -> Result<mpsc::Sender<Job>, BackgroundError> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = jobs.as_ref() {
+            return Ok(sender.clone());
+        }
+        let (sender, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || {
+                lower_priority();
+                for job in queue {
+                    // The job's caller sees the panic as `Panicked` (its
+                    // answer channel is dropped); the thread goes on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                }
+            })
+            .map_err(|source| BackgroundError::Spawn {
+                name: self.name.clone(),
+                source,
+            })?;
+        *jobs = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
 /// Runs the future `make` returns on a background thread of its own, with
 /// a single-threaded runtime (for a server: sockets must be registered
 /// with the runtime that polls them, so `make` builds the server there).
@@ -120,5 +189,22 @@ mod tests {
             matches!(failed, Err(BackgroundError::Panicked(_))),
             "{failed:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_worker_runs_every_job_on_one_thread_and_survives_a_panic() {
+        let worker = Worker::new("faultline-test-worker");
+        let thread = || std::thread::current().id();
+        let first = worker.run(thread).await.unwrap();
+        let failed = worker.run(|| -> u8 { panic!("on purpose") }).await;
+        assert!(
+            matches!(failed, Err(BackgroundError::Panicked(_))),
+            "{failed:?}"
+        );
+        let second = worker.run(thread).await.unwrap();
+        assert_eq!(first, second, "the same thread, after the panic too");
+        assert_ne!(first, std::thread::current().id());
+        let nice = worker.run(current_nice).await.unwrap();
+        assert_eq!(nice, NICE.max(current_nice()), "the worker is niced");
     }
 }

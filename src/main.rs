@@ -421,6 +421,7 @@ enum Naming {
 }
 
 fn main() -> ExitCode {
+    faultline::memory_limiter::tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli.log);
     match run(cli.command) {

@@ -522,7 +522,7 @@ fn generated_requests_cover_the_interesting_cases() {
         for s in &batch.spans {
             linked += usize::from(!s.links.is_empty());
             timed_out += usize::from(s.attributes.timed_out);
-            peers += usize::from(s.attributes.peer_service.is_some());
+            peers += usize::from(s.attributes.peer_service().is_some());
             named += usize::from(s.service().starts_with("svc-"));
         }
     }

@@ -51,17 +51,22 @@ pub fn database_node(a: &Attributes, rule: NamingRule) -> Option<PeerRef<'_>> {
     }
     let name = match rule {
         NamingRule::Tempo => address(a).or_else(|| {
-            first_of(&[&a.db_namespace, &a.db_name, &a.db_system, &a.db_system_name])
-                .map(Cow::Borrowed)
+            first_of(&[
+                a.db_namespace(),
+                a.db_name(),
+                a.db_system(),
+                a.db_system_name(),
+            ])
+            .map(Cow::Borrowed)
         }),
-        NamingRule::Collector => first_of(&[&a.db_name, &a.db_namespace])
-            .or_else(|| first_of(&[&a.db_system, &a.db_system_name]))
+        NamingRule::Collector => first_of(&[a.db_name(), a.db_namespace()])
+            .or_else(|| first_of(&[a.db_system(), a.db_system_name()]))
             .map(Cow::Borrowed),
     }?;
     Some(PeerRef {
         name,
         kind: NodeKind::Database,
-        system: first_of(&[&a.db_system, &a.db_system_name]),
+        system: first_of(&[a.db_system(), a.db_system_name()]),
     })
 }
 
@@ -73,7 +78,7 @@ pub fn peer_node(a: &Attributes, rule: NamingRule) -> Option<PeerRef<'_>> {
     }
     let named = match rule {
         NamingRule::Tempo => address(a),
-        NamingRule::Collector => first_of(&[&a.peer_service]).map(Cow::Borrowed),
+        NamingRule::Collector => first_of(&[a.peer_service()]).map(Cow::Borrowed),
     };
     if let Some(name) = named {
         return Some(PeerRef {
@@ -83,28 +88,26 @@ pub fn peer_node(a: &Attributes, rule: NamingRule) -> Option<PeerRef<'_>> {
         });
     }
     Some(PeerRef {
-        name: Cow::Borrowed(first_of(&[&a.messaging_destination])?),
+        name: Cow::Borrowed(first_of(&[a.messaging_destination()])?),
         kind: NodeKind::Messaging,
-        system: first_of(&[&a.messaging_system]),
+        system: first_of(&[a.messaging_system()]),
     })
 }
 
 /// `peer.service`, then `server.address`, then `network.peer.address[:port]`.
 fn address(a: &Attributes) -> Option<Cow<'_, str>> {
-    if let Some(name) = first_of(&[&a.peer_service, &a.server_address]) {
+    if let Some(name) = first_of(&[a.peer_service(), a.server_address()]) {
         return Some(Cow::Borrowed(name));
     }
-    let host = first_of(&[&a.network_peer_address])?;
-    Some(match first_of(&[&a.network_peer_port]) {
+    let host = first_of(&[a.network_peer_address()])?;
+    Some(match first_of(&[a.network_peer_port()]) {
         Some(port) => Cow::Owned(format!("{host}:{port}")),
         None => Cow::Borrowed(host),
     })
 }
 
-fn first_of<'a>(candidates: &[&'a Option<String>]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .find_map(|c| c.as_deref().filter(|s| !s.is_empty()))
+fn first_of<'a>(candidates: &[Option<&'a str>]) -> Option<&'a str> {
+    candidates.iter().find_map(|c| c.filter(|s| !s.is_empty()))
 }
 
 #[cfg(test)]

@@ -168,17 +168,13 @@ impl Shard {
     /// Counts a PRODUCER or CONSUMER span of `service` against its destination.
     fn count_message(&mut self, span: &Span, service: &Arc<str>, now_ms: u64) {
         let (Some(name), true) = (
-            span.attributes.messaging_destination.as_deref(),
+            span.attributes.messaging_destination(),
             matches!(span.kind, SpanKind::Producer | SpanKind::Consumer),
         ) else {
             return;
         };
         let name = self.intern(name);
-        let system = span
-            .attributes
-            .messaging_system
-            .as_deref()
-            .map(|s| self.intern(s));
+        let system = span.attributes.messaging_system().map(|s| self.intern(s));
         let d = self.windows.current(now_ms).destination(&name);
         if d.system.is_none() {
             d.system = system;
@@ -198,11 +194,10 @@ impl Shard {
         if !matches!(span.kind, SpanKind::Producer | SpanKind::Consumer) {
             return (None, None);
         }
-        let destination = a.messaging_destination.as_deref().map(|d| self.intern(d));
+        let destination = a.messaging_destination().map(|d| self.intern(d));
         let key = a
-            .messaging_key
-            .as_deref()
-            .or(a.messaging_partition.as_deref())
+            .messaging_key()
+            .or(a.messaging_partition())
             .map(|k| self.intern(k));
         (destination, key)
     }

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 pub use config::{Limits, MemoryLimiterConfig};
-pub use probe::{release_free_memory, total_memory_bytes, ManualProbe, MemoryProbe, ProcessRss};
+pub use probe::{
+    release_free_memory, total_memory_bytes, tune_allocator, ManualProbe, MemoryProbe, ProcessRss,
+    PURGE_DELAY_MS,
+};
 
 use crate::telemetry::Telemetry;
 

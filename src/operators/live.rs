@@ -28,9 +28,6 @@ const RECENT_WINDOWS: usize = 30;
 /// kilobyte records took most of a GiB.
 const RECENT_RECORDS: usize = 100_000;
 const RECENT_MIN_WINDOWS: usize = 3;
-/// Window entries (nodes, edges, paths…) evaluated in one step past which
-/// freed memory is handed back to the kernel (see [`Live::step`]).
-const TRIM_AFTER_ENTRIES: usize = 10_000;
 /// Records serialized and handed to the exporters at once. With 10^5 edges
 /// a window's signal records are about 50 MB of JSON; serialized whole,
 /// and copied again into the JSON lines buffer, they were the largest
@@ -94,6 +91,8 @@ pub struct Live {
     scenarios: Option<crate::scenarios::ScenarioSettings>,
     /// The ranking scenarios were last generated for (target keys in order).
     ranked: Vec<String>,
+    /// The thread every evaluation runs on (see [`crate::background::Worker`]).
+    worker: Arc<crate::background::Worker>,
 }
 
 impl Live {
@@ -108,6 +107,7 @@ impl Live {
             produced: Default::default(),
             scenarios: None,
             ranked: Vec::new(),
+            worker: Arc::new(crate::background::Worker::new("faultline-operators")),
         }
     }
 
@@ -135,29 +135,25 @@ impl Live {
         if windows.is_empty() {
             return Ok(self);
         }
-        Ok(crate::background::run("faultline-operators", move || {
-            let mut entries = 0;
-            for window in windows {
-                self.last_index = window.index;
-                entries += window.partial.entries();
-                self.exporters.iter().for_each(|e| e.window(&window));
-                let (eval, recent) = self.evaluate(window);
-                self.publish(&eval);
-                self.remember(eval, recent);
-            }
-            // A large evaluation's views and records (hundreds of MiB at
-            // 10^5 edges) are freed by now; without this the allocator
-            // keeps their pages a while (mimalloc) or for good (glibc, for
-            // C libraries) and RSS stays at the peak. Not after small ones: a trim
-            // holds the allocator's locks while it walks the free lists, and
-            // doing it every second took export p99 at half load from
-            // about 2 ms to 5-12 ms.
-            if entries >= TRIM_AFTER_ENTRIES {
-                crate::memory_limiter::release_free_memory();
-            }
-            self
-        })
-        .await?)
+        let worker = self.worker.clone();
+        Ok(worker
+            .run(move || {
+                for window in windows {
+                    self.last_index = window.index;
+                    self.exporters.iter().for_each(|e| e.window(&window));
+                    let (eval, recent) = self.evaluate(window);
+                    self.publish(&eval);
+                    self.remember(eval, recent);
+                }
+                // What the evaluation freed (hundreds of MiB at 10^5 edges) is
+                // not handed back here: the next window's evaluation needs as
+                // much within the second, and the allocator keeps freed pages
+                // for that long (`memory_limiter::PURGE_DELAY_MS`). Forcing it
+                // back after each evaluation made RSS swing by that much and the
+                // kernel fault and zero the same pages again every second.
+                self
+            })
+            .await?)
     }
 
     /// Evaluates one closed window; returns the evaluation and the view of

@@ -360,9 +360,9 @@ mod tests {
             "an empty error tag still marks a failure"
         );
         assert_eq!(db.parent_span_id, Some(id(0xa2)));
-        assert_eq!(db.attributes.db_system.as_deref(), Some("postgresql"));
-        assert_eq!(db.attributes.db_name.as_deref(), Some("orders"));
-        assert_eq!(db.attributes.network_peer_port.as_deref(), Some("5432"));
+        assert_eq!(db.attributes.db_system(), Some("postgresql"));
+        assert_eq!(db.attributes.db_name(), Some("orders"));
+        assert_eq!(db.attributes.network_peer_port(), Some("5432"));
         assert_eq!(db.status, StatusCode::Unset);
     }
 
@@ -370,11 +370,15 @@ mod tests {
     fn remote_endpoint_names_the_peer_of_outbound_spans_only() {
         let batch = decoded(SPANS);
         let (server, client) = (&batch.spans[0].attributes, &batch.spans[1].attributes);
-        assert_eq!(client.peer_service.as_deref(), Some("checkout"));
-        assert_eq!(client.network_peer_address.as_deref(), Some("2001:db8::1"));
-        assert_eq!(client.network_peer_port.as_deref(), Some("8080"));
-        assert_eq!(server.peer_service, None, "a server's remote is its caller");
-        assert_eq!(server.network_peer_address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(client.peer_service(), Some("checkout"));
+        assert_eq!(client.network_peer_address(), Some("2001:db8::1"));
+        assert_eq!(client.network_peer_port(), Some("8080"));
+        assert_eq!(
+            server.peer_service(),
+            None,
+            "a server's remote is its caller"
+        );
+        assert_eq!(server.network_peer_address(), Some("192.0.2.7"));
     }
 
     #[test]
@@ -520,12 +524,12 @@ mod tests {
         let geo: Vec<_> = batch
             .spans
             .iter()
-            .filter(|s| s.attributes.peer_service.is_some())
+            .filter(|s| s.attributes.peer_service().is_some())
             .collect();
         assert_eq!(geo.len(), 2);
         assert!(geo
             .iter()
-            .all(|s| s.attributes.peer_service.as_deref() == Some("geo-api")));
+            .all(|s| s.attributes.peer_service() == Some("geo-api")));
         let errors = batch
             .spans
             .iter()
