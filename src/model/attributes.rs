@@ -61,19 +61,9 @@ enum Text {
 
 const TEXT_SLOTS: usize = 13;
 
-/// Slots [`Attributes::fill_from`] copies from the resource.
-const FILLED: [Text; 10] = [
-    Text::PeerService,
-    Text::ServerAddress,
-    Text::NetworkPeerAddress,
-    Text::NetworkPeerPort,
-    Text::DbSystem,
-    Text::DbSystemName,
-    Text::DbName,
-    Text::DbNamespace,
-    Text::MessagingSystem,
-    Text::MessagingDestination,
-];
+/// Slots [`Attributes::fill_from`] copies from the resource: the first
+/// ten, all but a message's id, key and partition.
+const FILLED: &[Text] = ALL_TEXT.split_at(10).0;
 
 /// `pub fn name(&self) -> Option<&str>` for each slot.
 macro_rules! text_getters {
@@ -254,7 +244,7 @@ impl Attributes {
     /// Fills every attribute still unset from `other` (the resource's
     /// attributes): a span's own value always wins over its resource's.
     pub fn fill_from(&mut self, other: &Attributes) {
-        for slot in FILLED {
+        for &slot in FILLED {
             if let (None, Some(value)) = (self.text(slot), other.text(slot)) {
                 self.set_text(slot, value);
             }

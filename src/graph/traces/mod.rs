@@ -289,6 +289,38 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_is_read_within_one_bucket_of_its_deadline_whatever_the_clock_does() {
+        let mut a = TraceAssembler::new(TraceSettings {
+            idle_ms: 2_000, // 31 ms buckets
+            ..TraceSettings::default()
+        });
+        let mut read = 0;
+        a.add(trace(1), rec(1), 10_000);
+        a.expire(11_999, |_| read += 1);
+        assert_eq!(read, 0, "not before its deadline");
+        a.expire(12_031, |_| read += 1);
+        assert_eq!(read, 1, "within one bucket after it");
+        // The clock jumps an hour ahead, then steps back: the trace added
+        // on the step back waits for the first bucket, not past it.
+        a.add(trace(2), rec(2), 3_600_000);
+        a.add(trace(3), rec(3), 3_500_000);
+        a.expire(3_601_000, |_| read += 1);
+        assert_eq!(read, 1);
+        a.expire(3_602_100, |_| read += 1);
+        assert_eq!((read, a.open()), (3, 0));
+        // A deadline far past the last bucket is queued early, found
+        // still active and queued again: never read before it is quiet.
+        a.add(trace(4), rec(4), 4_000_000);
+        a.add(trace(5), rec(5), 10_000_000);
+        a.expire(4_010_000, |_| read += 1);
+        assert_eq!((read, a.open()), (4, 1));
+        a.expire(10_001_999, |_| read += 1);
+        assert_eq!(read, 4);
+        a.expire(10_002_031, |_| read += 1);
+        assert_eq!((read, a.open()), (5, 0));
+    }
+
+    #[test]
     fn open_spans_are_bounded_and_freed_when_traces_are_read() {
         let mut a = TraceAssembler::new(TraceSettings {
             idle_ms: 100,
