@@ -86,13 +86,13 @@ where
 /// A background thread that runs jobs one after another, for work that
 /// recurs: the operators' evaluation of every closed window.
 ///
-/// Why one long-lived thread rather than [`run`]'s thread per job: the
-/// allocator (mimalloc) serves a thread from pages that thread freed. A new
-/// thread every second started from fresh pages, while the last one's
-/// hundreds of MiB (an evaluation at 10^5 edges) waited to be handed back
-/// to the kernel, so RSS swung by that much from one second to the next.
-/// The thread starts with the first job and stops when the worker is
-/// dropped; a job that panics fails its own caller only.
+/// Why one long-lived thread rather than [`run`]'s thread per job: a job
+/// comes every second (one per closed window), and a thread per job paid
+/// for a thread's start and its allocator heap each time. (It was thought
+/// to be the soak's RSS swing too; measured, it was not: see
+/// `memory_limiter::tune_allocator`.) The thread starts with the first job
+/// and stops when the worker is dropped; a job that panics fails its own
+/// caller only.
 pub struct Worker {
     name: String,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,

@@ -22,7 +22,6 @@ use parking_lot::Mutex;
 pub use config::{Limits, MemoryLimiterConfig};
 pub use probe::{
     release_free_memory, total_memory_bytes, tune_allocator, ManualProbe, MemoryProbe, ProcessRss,
-    PURGE_DELAY_MS,
 };
 
 use crate::telemetry::Telemetry;

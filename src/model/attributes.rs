@@ -88,8 +88,7 @@ text_getters! {
     messaging_system => MessagingSystem,
     messaging_destination => MessagingDestination,
     messaging_message_id => MessagingMessageId,
-    /// The message's ordering key: `messaging.kafka.message.key`, else its
-    /// partition (`messaging.destination.partition.id`).
+    /// `messaging.kafka.message.key` (the shard falls back on the partition).
     messaging_key => MessagingKey,
     messaging_partition => MessagingPartition,
 }

@@ -148,9 +148,10 @@ impl Live {
                 // What the evaluation freed (hundreds of MiB at 10^5 edges) is
                 // not handed back here: the next window's evaluation needs as
                 // much within the second, and the allocator keeps freed pages
-                // for that long (`memory_limiter::PURGE_DELAY_MS`). Forcing it
-                // back after each evaluation made RSS swing by that much and the
-                // kernel fault and zero the same pages again every second.
+                // a few seconds and then purges them lazily
+                // (`memory_limiter::tune_allocator`). Forcing them back after
+                // each evaluation made RSS swing by that much and the kernel
+                // fault and zero the same pages again every second.
                 self
             })
             .await?)
