@@ -318,11 +318,7 @@ impl NodeStats {
     /// The statistics of operation `op`, created empty when first seen; one
     /// lookup, and the name is cloned only when it is new.
     pub fn operation(&mut self, op: &Arc<str>) -> &mut CallStats {
-        use hashbrown::hash_map::RawEntryMut;
-        match self.operations.raw_entry_mut().from_key(op) {
-            RawEntryMut::Occupied(e) => e.into_mut(),
-            RawEntryMut::Vacant(e) => e.insert(op.clone(), CallStats::default()).1,
-        }
+        super::partial::find_or_insert(&mut self.operations, op, CallStats::default)
     }
 
     pub fn merge(&mut self, other: &NodeStats) {

@@ -181,6 +181,33 @@ pub enum RejectReason {
 /// day, and such a value is nearly always a unit error (seconds sent as ns).
 const MAX_DURATION_NANOS: u64 = 24 * 3600 * 1_000_000_000;
 
+/// [`Span::validate`] on the fields it reads, for a decoder that checks a
+/// span before building it (so a valid one is built once, in place).
+#[inline]
+pub fn check_span(
+    trace_id: &TraceId,
+    span_id: &SpanId,
+    start_unix_nano: u64,
+    end_unix_nano: u64,
+) -> Result<(), RejectReason> {
+    if *trace_id == [0; 16] {
+        return Err(RejectReason::MissingTraceId);
+    }
+    if *span_id == [0; 8] {
+        return Err(RejectReason::MissingSpanId);
+    }
+    if start_unix_nano == 0 {
+        return Err(RejectReason::MissingStartTime);
+    }
+    if end_unix_nano < start_unix_nano {
+        return Err(RejectReason::EndBeforeStart);
+    }
+    if end_unix_nano - start_unix_nano > MAX_DURATION_NANOS {
+        return Err(RejectReason::AbsurdDuration);
+    }
+    Ok(())
+}
+
 impl Span {
     pub fn service(&self) -> &Arc<str> {
         &self.resource.service_name
@@ -196,22 +223,12 @@ impl Span {
 
     /// Checks what the graph relies on: ids present, times in order.
     pub fn validate(&self) -> Result<(), RejectReason> {
-        if self.trace_id == [0; 16] {
-            return Err(RejectReason::MissingTraceId);
-        }
-        if self.span_id == [0; 8] {
-            return Err(RejectReason::MissingSpanId);
-        }
-        if self.start_unix_nano == 0 {
-            return Err(RejectReason::MissingStartTime);
-        }
-        if self.end_unix_nano < self.start_unix_nano {
-            return Err(RejectReason::EndBeforeStart);
-        }
-        if self.duration_nanos() > MAX_DURATION_NANOS {
-            return Err(RejectReason::AbsurdDuration);
-        }
-        Ok(())
+        check_span(
+            &self.trace_id,
+            &self.span_id,
+            self.start_unix_nano,
+            self.end_unix_nano,
+        )
     }
 
     /// Whether the call failed, per the semantic conventions: an explicit

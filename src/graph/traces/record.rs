@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hashbrown::hash_map::RawEntryMut;
 
 use super::read::{TraceEdge, TraceFacts};
-use crate::graph::partial::{FastMap, PathKey};
+use crate::graph::partial::{FastMap, Interned, PathKey};
 use crate::graph::stats::{ClusterStats, PathStats};
 use crate::graph::symbols::{Sym, Symbols};
 use crate::graph::view::{rate, ClusterView, HopView, PathView};
@@ -46,10 +46,13 @@ impl Recorder {
             let key = self.path_key(facts.nodes(p), names);
             // One lookup: hashing a path hashes every name on it.
             let full = paths.len() >= max_paths;
-            let stats = match paths.raw_entry_mut().from_key(&key) {
+            let hash = paths.hasher().hash_one(&key);
+            let stats = match paths.raw_entry_mut().from_hash(hash, |k| k.same(&key)) {
                 RawEntryMut::Occupied(e) => e.into_mut(),
                 RawEntryMut::Vacant(_) if full => continue,
-                RawEntryMut::Vacant(e) => e.insert(key, PathStats::default()).1,
+                RawEntryMut::Vacant(e) => {
+                    e.insert_hashed_nocheck(hash, key, PathStats::default()).1
+                }
             };
             stats.traces += 1;
             stats.errors += u64::from(p.failed);
