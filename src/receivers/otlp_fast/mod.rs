@@ -214,34 +214,13 @@ impl<'a> FastDecoder<'a> {
     ) -> Result<(), WireError> {
         let mut p = SpanParts::default();
         let mut r = Reader::new(body);
-        usual_fields(&mut r, &mut p, ctx)?;
-        // The rest, in any order: the usual fields again by their one-byte
-        // keys (field number and the wire type the schema expects), with no
-        // key decoding and no wire type check; anything else takes the
-        // general path.
-        while let Some(&key) = r.buf.first() {
-            match key {
-                KEY_TRACE_ID | KEY_SPAN_ID | KEY_PARENT | KEY_NAME | KEY_KIND | KEY_START
-                | KEY_END | KEY_ATTRIBUTE => r.buf = &r.buf[1..],
-                _ => {
-                    let Some((tag, wt)) = r.key()? else { break };
-                    span_field(&mut r, &mut p, tag, wt, ctx)?;
-                    continue;
-                }
-            }
-            match key {
-                KEY_TRACE_ID => p.trace_id = r.length_delimited()?,
-                KEY_SPAN_ID => p.span_id = r.length_delimited()?,
-                KEY_PARENT => p.parent = r.length_delimited()?,
-                KEY_NAME => p.name = r.string(&SPAN, 5, WireType::LengthDelimited)?,
-                KEY_KIND => p.kind = r.varint()? as i32,
-                KEY_START => p.start = r.fixed64(&SPAN, 7, WireType::SixtyFourBit)?,
-                KEY_END => p.end = r.fixed64(&SPAN, 8, WireType::SixtyFourBit)?,
-                _ => {
-                    let kv = r.message(&SPAN, 9, WireType::LengthDelimited, ctx)?;
-                    attribute(kv, ctx - 1, &mut p.attributes)?;
-                }
-            }
+        // The usual fields in their usual order, then any field out of it
+        // by the general path, and the usual order again from there: every
+        // field is read once, in wire order.
+        loop {
+            usual_fields(&mut r, &mut p, ctx)?;
+            let Some((tag, wt)) = r.key()? else { break };
+            span_field(&mut r, &mut p, tag, wt, ctx)?;
         }
         let ids = (|| {
             Ok((
@@ -293,12 +272,12 @@ impl<'a> FastDecoder<'a> {
 /// A span's usual fields, as far as they come in the order every SDK writes
 /// them (by field number, attributes last). Each is read when its one-byte
 /// key comes next, so a usual span costs one well-predicted branch per
-/// field; the loop that follows in [`FastDecoder::span`] jumped through a
-/// table on every field's key, and that indirect jump, mispredicted as the
-/// keys changed, was the largest single cost of decoding a span. The first
-/// field out of this order ends the prefix and everything after it is read
-/// by that loop, still in wire order, so what is accepted, refused and kept
-/// is the same.
+/// field. The loop this replaced jumped through a table on every field's
+/// key, and that indirect jump, mispredicted as the keys changed, was the
+/// largest single cost of decoding a span. It stops at the first field out
+/// of this order, which [`FastDecoder::span`] reads by the general path
+/// before calling this again, so fields are read in wire order and what is
+/// accepted, refused and kept is the same.
 #[inline(always)]
 fn usual_fields<'a>(r: &mut Reader<'a>, p: &mut SpanParts<'a>, ctx: u32) -> Result<(), WireError> {
     if r.next_is(KEY_TRACE_ID) {
@@ -369,7 +348,7 @@ fn span_field<'a>(
     Ok(())
 }
 
-/// One-byte keys of the span fields [`FastDecoder::span`] reads first:
+/// One-byte keys of the span fields [`usual_fields`] reads:
 /// `field << 3 | wire type`.
 const KEY_TRACE_ID: u8 = 1 << 3 | 2;
 const KEY_SPAN_ID: u8 = 2 << 3 | 2;
