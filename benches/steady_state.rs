@@ -12,6 +12,17 @@
 //! `benches/profile.sh` for the callgrind profile of the same loop.
 //! `STEADY_REQUESTS` sets how many requests (default 600: 307 200 spans,
 //! 6 s of simulated time, so traces go quiet and are read).
+//!
+//! Timings on a shared VM move by a quarter from run to run; the cycles the
+//! loop itself spent move far less (a stolen or slower second is not counted
+//! as cycles). To count only the loop, not the request generation, run it
+//! under `perf stat` with counting off and let the bench switch it on:
+//!
+//! ```text
+//! mkfifo /tmp/ctl /tmp/ack
+//! STEADY_PERF_CONTROL=/tmp/ctl STEADY_REQUESTS=3000 taskset -c 1 \
+//!   perf stat -e cycles:u,instructions:u -D -1 --control fifo:/tmp/ctl,/tmp/ack <bench binary>
+//! ```
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +60,7 @@ fn main() {
         ..GraphSettings::default()
     };
     let mut shard = Shard::new(Arc::new(Limits::new(settings)));
+    let perf = PerfControl::open();
     let mut ticked = BASE_MS;
     let (mut decode_s, mut total_s, mut spans) = (0.0, 0.0, 0usize);
     for (i, (body, now)) in bodies.iter().enumerate() {
@@ -68,6 +80,7 @@ fn main() {
             spans += shape.batch;
         }
     }
+    drop(perf);
     let rate = |s: f64| spans as f64 / s / 1e3;
     println!(
         "steady_state: {spans} spans after {warm} warm-up requests; decode {:.0} k spans/s, \
@@ -76,4 +89,30 @@ fn main() {
         rate(total_s),
         rate(total_s - decode_s)
     );
+}
+
+/// `perf stat --control`'s FIFO, named by `STEADY_PERF_CONTROL`: counting is
+/// switched on while this lives (see the module docs).
+struct PerfControl(Option<std::fs::File>);
+
+impl PerfControl {
+    fn open() -> PerfControl {
+        let Some(path) = std::env::var_os("STEADY_PERF_CONTROL") else {
+            return PerfControl(None);
+        };
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("STEADY_PERF_CONTROL {path:?}: {e}"));
+        std::io::Write::write_all(&mut fifo, b"enable\n").expect("perf control FIFO");
+        PerfControl(Some(fifo))
+    }
+}
+
+impl Drop for PerfControl {
+    fn drop(&mut self) {
+        if let Some(fifo) = &mut self.0 {
+            let _ = std::io::Write::write_all(fifo, b"disable\n");
+        }
+    }
 }

@@ -115,7 +115,10 @@ impl Pending {
 }
 
 pub struct PairingStore {
-    map: HashMap<PairKey, Pending, ahash::RandomState>,
+    /// Keyed by ids the senders chose, hashed with a per-process seed
+    /// (foldhash: two folded multiplies for the 24-byte key, where ahash's
+    /// portable fallback spent about a hundred instructions per lookup).
+    map: HashMap<PairKey, Pending, foldhash::fast::RandomState>,
     ttl_ms: u64,
     max_items: usize,
     counters: PairingCounters,

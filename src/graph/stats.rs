@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::histogram::{self, Sparse};
@@ -18,8 +17,8 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 /// A latency distribution: the histogram in microseconds, the sum in
 /// nanoseconds (so means stay exact even for sub-microsecond remainders).
 ///
-/// The live window records into raw values, then into a dense histogram
-/// (fast to record into); closed windows and the history hold the sparse
+/// The live window records into raw values, then into HDR's dense counts
+/// ([`histogram::Counts`], fast to record into); closed windows and the history hold the sparse
 /// form ([`histogram::Sparse`]: the non-zero buckets, about a byte each),
 /// which merges and answers quantiles without a dense histogram. All forms
 /// read the same: a histogram of the values recorded, exactly.
@@ -37,7 +36,7 @@ enum Repr {
     /// Up to [`FEW`] values (µs) as recorded.
     Few(Vec<u64>),
     /// Past [`FEW`] values in the live window.
-    Dense(Box<Histogram<u64>>),
+    Dense(Box<histogram::Counts>),
     /// Closed windows, merges of them and the history.
     Sparse(Sparse),
 }
@@ -69,6 +68,7 @@ pub struct LatencySummary {
 #[derive(Clone)]
 enum Buckets<'a> {
     Sparse(histogram::Iter<'a>),
+    Dense(histogram::CountsIter<'a>),
     Few(histogram::FewBuckets),
     Owned(std::vec::IntoIter<(u32, u64)>),
 }
@@ -79,6 +79,7 @@ impl Iterator for Buckets<'_> {
     fn next(&mut self) -> Option<(u32, u64)> {
         match self {
             Buckets::Sparse(i) => i.next(),
+            Buckets::Dense(i) => i.next(),
             Buckets::Few(i) => i.next(),
             Buckets::Owned(i) => i.next(),
         }
@@ -93,19 +94,18 @@ impl Latency {
         self.sum_ns = self.sum_ns.saturating_add(ns);
         let us = ns / 1000;
         match &mut self.repr {
-            Repr::Empty => self.repr = Repr::Few(vec![us]),
+            // The busy edges' case first.
+            Repr::Dense(counts) => counts.record(us),
             Repr::Few(values) if values.len() < FEW => values.push(us),
-            // Auto-resizing histograms accept any u64, so this cannot fail.
-            _ => {
-                let _ = self.dense().record(us);
-            }
+            Repr::Empty => self.repr = Repr::Few(vec![us]),
+            _ => self.dense().record(us),
         }
     }
 
-    fn dense(&mut self) -> &mut Histogram<u64> {
+    fn dense(&mut self) -> &mut histogram::Counts {
         if !matches!(self.repr, Repr::Dense(_)) {
-            let h = histogram::to_histogram(self.buckets());
-            self.repr = Repr::Dense(Box::new(h));
+            let counts = histogram::Counts::from_buckets(self.buckets());
+            self.repr = Repr::Dense(Box::new(counts));
         }
         match &mut self.repr {
             Repr::Dense(h) => h,
@@ -117,17 +117,7 @@ impl Latency {
         match &self.repr {
             Repr::Empty => Buckets::Owned(Vec::new().into_iter()),
             Repr::Few(values) => Buckets::Few(histogram::FewBuckets::new(values)),
-            Repr::Dense(h) => Buckets::Owned(
-                h.iter_recorded()
-                    .map(|v| {
-                        (
-                            histogram::index_of(v.value_iterated_to()),
-                            v.count_at_value(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            ),
+            Repr::Dense(counts) => Buckets::Dense(counts.iter()),
             Repr::Sparse(s) => Buckets::Sparse(s.iter()),
         }
     }
@@ -146,7 +136,7 @@ impl Latency {
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
         match (&mut self.repr, &other.repr) {
             (Repr::Empty, Repr::Dense(theirs)) => {
-                self.repr = Repr::Sparse(Sparse::from_histogram(theirs));
+                self.repr = Repr::Sparse(Sparse::from_sorted(theirs.iter()));
             }
             (Repr::Empty, theirs) => {
                 self.repr = theirs.clone();
@@ -154,12 +144,9 @@ impl Latency {
             (Repr::Few(mine), Repr::Few(theirs)) if mine.len() + theirs.len() <= FEW => {
                 mine.extend_from_slice(theirs);
             }
-            (Repr::Dense(mine), Repr::Dense(theirs)) => {
-                let _ = mine.add(&**theirs);
-            }
             (Repr::Dense(mine), _) => {
                 for (i, c) in other.buckets() {
-                    let _ = mine.record_n(histogram::lowest_of(i), c);
+                    mine.add(i, c);
                 }
             }
             (Repr::Sparse(mine), _) => {
@@ -179,7 +166,7 @@ impl Latency {
                 values.sort_unstable();
                 self.repr = Repr::Sparse(Sparse::from_sorted(histogram::sorted_values(values)));
             }
-            Repr::Dense(h) => self.repr = Repr::Sparse(Sparse::from_histogram(h)),
+            Repr::Dense(counts) => self.repr = Repr::Sparse(Sparse::from_sorted(counts.iter())),
             Repr::Empty | Repr::Sparse(_) => {}
         }
     }
@@ -190,10 +177,7 @@ impl Latency {
         match &self.repr {
             Repr::Empty => 0,
             Repr::Few(values) => values.capacity() * std::mem::size_of::<u64>(),
-            Repr::Dense(h) => {
-                std::mem::size_of::<Histogram<u64>>()
-                    + h.distinct_values() * std::mem::size_of::<u64>()
-            }
+            Repr::Dense(counts) => std::mem::size_of::<histogram::Counts>() + counts.heap_bytes(),
             Repr::Sparse(s) => s.heap_bytes(),
         }
     }
@@ -212,9 +196,6 @@ impl Latency {
         if self.count == 0 {
             return None;
         }
-        if let Repr::Dense(h) = &self.repr {
-            return Some(h.value_at_quantile(q));
-        }
         let mut out = [0];
         histogram::quantiles(self.buckets(), &[q], &mut out)?;
         Some(out[0])
@@ -226,13 +207,7 @@ impl Latency {
         }
         // p50, p90, p99, p99.9 and the maximum (the quantile 1).
         let mut us = [0u64; 5];
-        match &self.repr {
-            Repr::Dense(h) => {
-                let q = |q| h.value_at_quantile(q);
-                us = [q(0.5), q(0.9), q(0.99), q(0.999), h.max()];
-            }
-            _ => histogram::quantiles(self.buckets(), &[0.5, 0.9, 0.99, 0.999, 1.0], &mut us)?,
-        }
+        histogram::quantiles(self.buckets(), &[0.5, 0.9, 0.99, 0.999, 1.0], &mut us)?;
         let ms = |us: u64| us as f64 / 1000.0;
         Some(LatencySummary {
             mean: self.sum_ns as f64 / self.count as f64 / 1e6,
@@ -450,6 +425,7 @@ pub fn add_client(list: &mut Vec<Arc<str>>, service: &Arc<str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hdrhistogram::Histogram;
 
     fn new_histogram() -> Histogram<u64> {
         Histogram::new(SIGNIFICANT_DIGITS).unwrap()

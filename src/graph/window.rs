@@ -48,6 +48,10 @@ pub struct Windows {
     length_ms: u64,
     keep: usize,
     current_index: u64,
+    /// Where the window after the current one starts: the per-span check
+    /// that the window still runs is one compare, not a 64-bit division
+    /// (about 2% of aggregation, by callgrind).
+    next_start_ms: u64,
     current: WindowPartial,
     /// Closed windows, oldest first, histograms compacted. Shared, so the
     /// operators read them without a copy (a window of 10^5 edges is tens
@@ -95,6 +99,7 @@ impl Windows {
             length_ms: length_ms.max(1),
             keep: keep.max(1),
             current_index: 0,
+            next_start_ms: length_ms.max(1),
             current: WindowPartial::default(),
             closed: VecDeque::new(),
             staged: Arc::default(),
@@ -129,7 +134,15 @@ impl Windows {
     }
 
     /// Closes the current window if `now_ms` lies past it.
+    #[inline]
     pub fn advance(&mut self, now_ms: u64) {
+        if now_ms >= self.next_start_ms {
+            self.close_current(now_ms);
+        }
+    }
+
+    /// Closes the current window and starts the one `now_ms` lies in.
+    fn close_current(&mut self, now_ms: u64) {
         let index = now_ms / self.length_ms;
         if index <= self.current_index {
             return;
@@ -141,6 +154,7 @@ impl Windows {
             self.closed.push_back((self.current_index, Arc::new(done)));
         }
         self.current_index = index;
+        self.next_start_ms = index.saturating_add(1).saturating_mul(self.length_ms);
         // Drop closed windows that fell out of the retained range even if no
         // spans arrived for a while, so `Last(n)` means wall-clock windows.
         let oldest_kept = index.saturating_sub(self.keep as u64 - 1);

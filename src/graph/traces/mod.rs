@@ -93,7 +93,8 @@ const SPARE_CAPACITY: usize = 64;
 /// Open traces of one shard.
 pub struct TraceAssembler {
     settings: TraceSettings,
-    open: HashMap<TraceId, TraceBuf, ahash::RandomState>,
+    /// Hashed as the pairing store's ids are (see `PairingStore`).
+    open: HashMap<TraceId, TraceBuf, foldhash::fast::RandomState>,
     /// Every open trace under its deadline: a trace whose deadline comes
     /// is read if it stayed quiet, or queued again at its new deadline.
     deadlines: Deadlines,

@@ -80,6 +80,9 @@ pub struct Reader {
     child_start: Vec<u32>,
     children: Vec<u32>,
     parent_of: Vec<u32>,
+    /// The edge each span crosses, worked out once per trace: the walk,
+    /// the distinct edges and the retry grouping each ask for it.
+    edge_of: Vec<Option<TraceEdge>>,
     /// Exits of the spans being walked, as a stack of ranges.
     exits: Vec<u32>,
     walk_nodes: Vec<Sym>,
@@ -95,11 +98,16 @@ impl Reader {
     pub fn read(&mut self, spans: &[SpanRec], retry_gap_ns: u64) -> &TraceFacts {
         self.facts.clear();
         self.build_tree(spans);
-        let tree = Tree {
+        let mut tree = Tree {
             spans,
             child_start: &self.child_start,
             children: &self.children,
+            edge_of: &[],
         };
+        self.edge_of.clear();
+        self.edge_of
+            .extend((0..spans.len()).map(|i| tree.find_edge(i)));
+        tree.edge_of = &self.edge_of;
         let Some(root) = root(spans, &self.parent_of) else {
             return &self.facts;
         };
@@ -187,6 +195,8 @@ struct Tree<'a> {
     spans: &'a [SpanRec],
     child_start: &'a [u32],
     children: &'a [u32],
+    /// [`Tree::find_edge`] of every span (see [`Reader`]).
+    edge_of: &'a [Option<TraceEdge>],
 }
 
 impl Tree<'_> {
@@ -204,6 +214,11 @@ impl Tree<'_> {
 
     /// The edge an outbound span crosses.
     fn edge(&self, i: usize) -> Option<TraceEdge> {
+        self.edge_of[i]
+    }
+
+    /// [`Tree::edge`], worked out from the span and its children.
+    fn find_edge(&self, i: usize) -> Option<TraceEdge> {
         let s = &self.spans[i];
         if !s.kind.is_outbound() {
             return None;

@@ -8,10 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hashbrown::hash_map::RawEntryMut;
-
 use super::read::{TraceEdge, TraceFacts};
-use crate::graph::partial::{FastMap, Interned, PathKey};
+use crate::graph::partial::{find_or_insert_within, FastMap, PathKey};
 use crate::graph::stats::{ClusterStats, PathStats};
 use crate::graph::symbols::{Sym, Symbols};
 use crate::graph::view::{rate, ClusterView, HopView, PathView};
@@ -45,14 +43,9 @@ impl Recorder {
         for p in &facts.paths {
             let key = self.path_key(facts.nodes(p), names);
             // One lookup: hashing a path hashes every name on it.
-            let full = paths.len() >= max_paths;
-            let hash = paths.hasher().hash_one(&key);
-            let stats = match paths.raw_entry_mut().from_hash(hash, |k| k.same(&key)) {
-                RawEntryMut::Occupied(e) => e.into_mut(),
-                RawEntryMut::Vacant(_) if full => continue,
-                RawEntryMut::Vacant(e) => {
-                    e.insert_hashed_nocheck(hash, key, PathStats::default()).1
-                }
+            let Some(stats) = find_or_insert_within(paths, &key, max_paths, PathStats::default)
+            else {
+                continue;
             };
             stats.traces += 1;
             stats.errors += u64::from(p.failed);
