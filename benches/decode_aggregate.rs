@@ -22,7 +22,8 @@ use faultline::graph::{GraphSettings, Limits, Shard};
 use faultline::loadgen::{Generator, SpanShape};
 use faultline::receivers::{otlp_fast, otlp_proto, Batch};
 
-/// The binary's allocator (see `src/main.rs`), so the figure is the one
+/// The binary's allocator (see `src/main.rs`), tuned as `main` tunes it
+/// (at the start of [`decode_aggregate`]), so the figure is the one
 /// `faultline serve` gets.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -83,6 +84,7 @@ impl Aggregator {
 }
 
 fn decode_aggregate(c: &mut Criterion) {
+    faultline::memory_limiter::tune_allocator();
     let shape = SpanShape::default();
     let mut group = c.benchmark_group("decode_aggregate");
     group.throughput(Throughput::Elements(shape.batch as u64));

@@ -113,6 +113,9 @@ impl Counts {
     #[cold]
     fn grow(&mut self, index: usize) {
         let len = (index | (HALF_COUNT as usize - 1)) + 1;
+        // Exactly: `resize` alone may double the capacity, and a window
+        // holds one of these per busy latency.
+        self.counts.reserve_exact(len - self.counts.len());
         self.counts.resize(len, 0);
     }
 
@@ -590,6 +593,11 @@ mod tests {
             assert!(
                 counts.counts.len() <= hdr_len.max(HALF_COUNT as usize * 2),
                 "n={n}"
+            );
+            assert_eq!(
+                counts.heap_bytes(),
+                counts.counts.len() * 8,
+                "grown exactly, n={n}"
             );
             let qs = [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0];
             let mut got = [0u64; 7];
