@@ -35,8 +35,10 @@ enum Repr {
     Empty,
     /// Up to [`FEW`] values (µs) as recorded.
     Few(Vec<u64>),
-    /// Past [`FEW`] values in the live window.
-    Dense(Box<histogram::Counts>),
+    /// Past [`FEW`] values in the live window. In place, not boxed: it is
+    /// a `Vec` (the size of `Few`'s), and a box put one more dependent
+    /// load in front of every record.
+    Dense(histogram::Counts),
     /// Closed windows, merges of them and the history.
     Sparse(Sparse),
 }
@@ -105,7 +107,7 @@ impl Latency {
     fn dense(&mut self) -> &mut histogram::Counts {
         if !matches!(self.repr, Repr::Dense(_)) {
             let counts = histogram::Counts::from_buckets(self.buckets());
-            self.repr = Repr::Dense(Box::new(counts));
+            self.repr = Repr::Dense(counts);
         }
         match &mut self.repr {
             Repr::Dense(h) => h,
@@ -177,7 +179,7 @@ impl Latency {
         match &self.repr {
             Repr::Empty => 0,
             Repr::Few(values) => values.capacity() * std::mem::size_of::<u64>(),
-            Repr::Dense(counts) => std::mem::size_of::<histogram::Counts>() + counts.heap_bytes(),
+            Repr::Dense(counts) => counts.heap_bytes(),
             Repr::Sparse(s) => s.heap_bytes(),
         }
     }
