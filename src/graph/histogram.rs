@@ -18,11 +18,10 @@
 //! and quantiles follow its `value_at_quantile` step by step, so every
 //! figure equals what the dense histogram would report (the tests compare
 //! them over values of every magnitude). V2 stays the interchange format:
-//! [`to_histogram`] rebuilds the dense histogram for encoding.
+//! [`encode_v2`] writes it from the buckets, byte for byte what
+//! `hdrhistogram` writes for the same values (the tests compare them).
 
 use std::sync::Arc;
-
-use hdrhistogram::Histogram;
 
 /// `hdrhistogram`'s layout at 3 significant digits and lowest value 1:
 /// 2048 sub-buckets (a power of two above 2 × 10^3), of which each bucket
@@ -172,13 +171,6 @@ impl Sparse {
     /// Raw values (any order).
     pub fn from_values(values: &[u64]) -> Sparse {
         Sparse::from_sorted(sorted_entries(values).into_iter())
-    }
-
-    pub fn from_histogram(h: &Histogram<u64>) -> Sparse {
-        Sparse::from_sorted(
-            h.iter_recorded()
-                .map(|v| (index_of(v.value_iterated_to()), v.count_at_value())),
-        )
     }
 
     fn from_bytes(bytes: &[u8]) -> Sparse {
@@ -526,23 +518,32 @@ pub fn encode_v2(entries: impl Iterator<Item = (u32, u64)>, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
 }
 
-/// The dense histogram holding exactly these buckets (for V2 encoding).
-/// Each bucket is recorded at its lowest value, which lands in the same
-/// counter; the histogram grows to the same size as one the raw values were
-/// recorded into, so the encoding is the same too.
-pub fn to_histogram(entries: impl Iterator<Item = (u32, u64)>) -> Histogram<u64> {
-    let mut h = Histogram::new(super::stats::SIGNIFICANT_DIGITS)
-        .expect("3 significant digits is a valid HDR setting");
-    for (i, c) in entries {
-        // Auto-resizing histograms accept any u64.
-        let _ = h.record_n(lowest_of(i), c);
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hdrhistogram::Histogram;
+
+    /// The sparse form of a dense histogram's buckets.
+    fn from_histogram(h: &Histogram<u64>) -> Sparse {
+        Sparse::from_sorted(
+            h.iter_recorded()
+                .map(|v| (index_of(v.value_iterated_to()), v.count_at_value())),
+        )
+    }
+
+    /// The dense histogram holding exactly these buckets, to compare with
+    /// `hdrhistogram`'s own. Each bucket is recorded at its lowest value,
+    /// which lands in the same counter; the histogram grows to the same
+    /// size as one the raw values were recorded into, so it encodes the same.
+    fn to_histogram(entries: impl Iterator<Item = (u32, u64)>) -> Histogram<u64> {
+        let mut h = Histogram::new(super::super::stats::SIGNIFICANT_DIGITS)
+            .expect("3 significant digits is a valid HDR setting");
+        for (i, c) in entries {
+            // Auto-resizing histograms accept any u64.
+            let _ = h.record_n(lowest_of(i), c);
+        }
+        h
+    }
 
     /// Values of every magnitude, from 0 past u32::MAX.
     fn values() -> Vec<u64> {
@@ -584,7 +585,7 @@ mod tests {
             let mut h = Histogram::<u64>::new(3).unwrap();
             vs.iter().for_each(|&v| h.record(v).unwrap());
             let sparse = Sparse::from_values(vs);
-            assert!(sparse == Sparse::from_histogram(&h), "n={n}");
+            assert!(sparse == from_histogram(&h), "n={n}");
             // The live form holds the same buckets, in HDR's counts layout.
             let mut counts = Counts::default();
             vs.iter().for_each(|&v| counts.record(v));
