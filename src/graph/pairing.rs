@@ -8,8 +8,8 @@
 //! edge to a virtual node when the caller named its peer, and is otherwise
 //! counted — never silently dropped.
 
-use std::collections::hash_map::{Entry, OccupiedEntry, VacantEntry};
-use std::collections::HashMap;
+use hashbrown::hash_map::{Entry, OccupiedEntry, VacantEntry};
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -97,18 +97,32 @@ struct Pending {
     matched: bool,
 }
 
+/// The pairing map's hasher (see [`PairingStore::map`]).
+type IdHasher = foldhash::fast::RandomState;
+
 enum Slot<'a> {
     Full,
-    Vacant(VacantEntry<'a, PairKey, Pending>),
-    Occupied(OccupiedEntry<'a, PairKey, Pending>),
+    Vacant(VacantEntry<'a, PairKey, Pending, IdHasher>),
+    Occupied(OccupiedEntry<'a, PairKey, Pending, IdHasher>),
 }
 
 impl Pending {
-    fn new(deadline_ms: u64, client: Option<ClientSide>, server: Option<ServerSide>) -> Pending {
+    #[inline]
+    fn with_client(deadline_ms: u64, client: ClientSide) -> Pending {
         Pending {
             deadline_ms,
-            client,
-            servers: server.into_iter().collect(),
+            client: Some(client),
+            servers: SmallVec::new(),
+            matched: false,
+        }
+    }
+
+    #[inline]
+    fn with_server(deadline_ms: u64, server: ServerSide) -> Pending {
+        Pending {
+            deadline_ms,
+            client: None,
+            servers: SmallVec::from_buf([server]),
             matched: false,
         }
     }
@@ -118,7 +132,10 @@ pub struct PairingStore {
     /// Keyed by ids the senders chose, hashed with a per-process seed
     /// (foldhash: two folded multiplies for the 24-byte key, where ahash's
     /// portable fallback spent about a hundred instructions per lookup).
-    map: HashMap<PairKey, Pending, foldhash::fast::RandomState>,
+    /// hashbrown's own map rather than std's, for its `inline-more`: std's
+    /// entry call was inlined into the hot path in one build and not in the
+    /// next, as the crate around it changed.
+    map: HashMap<PairKey, Pending, IdHasher>,
     ttl_ms: u64,
     max_items: usize,
     counters: PairingCounters,
@@ -154,7 +171,7 @@ impl PairingStore {
         let mut entry = match self.slot(key) {
             Slot::Full => return,
             Slot::Vacant(v) => {
-                v.insert(Pending::new(deadline, Some(client), None));
+                v.insert(Pending::with_client(deadline, client));
                 return;
             }
             Slot::Occupied(o) => o,
@@ -194,7 +211,7 @@ impl PairingStore {
         let mut entry = match self.slot(key) {
             Slot::Full => return,
             Slot::Vacant(v) => {
-                v.insert(Pending::new(deadline, None, Some(server)));
+                v.insert(Pending::with_server(deadline, server));
                 return;
             }
             Slot::Occupied(o) => o,

@@ -3,7 +3,7 @@
 //! Partials are the unit of merging: shards, windows (and later, aggregators
 //! on other machines) each hold partials, and a read merges them.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use hashbrown::hash_map::{Entry, RawEntryMut};
@@ -63,7 +63,36 @@ pub struct NodeEntry {
 /// (foldhash, which hashes the pairing store's ids for fewer instructions,
 /// took more than ahash on these names: 35.7 M against 23.9 M instructions
 /// in `WindowPartial::edge` by callgrind.)
-pub type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+pub type FastMap<K, V> = HashMap<K, V, NameHasher>;
+
+/// The hasher of every partial's maps: ahash, seeded once per process
+/// rather than once per map. Why: a name then hashes the same in every
+/// window, so the shard hashes its hot names once (a service, an
+/// operation, an admitted edge, remembered by address in
+/// [`super::recent::Recent`]) and finds them in each window by that hash
+/// ([`find_or_insert_hashed`]). Hashing the text on every lookup was about
+/// a third of the window's node and edge lookups. The seed is still random
+/// per process, so the keys senders choose cannot be aimed at collisions.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct NameHasher;
+
+static NAME_SEEDS: std::sync::LazyLock<ahash::RandomState> =
+    std::sync::LazyLock::new(ahash::RandomState::new);
+
+impl BuildHasher for NameHasher {
+    type Hasher = ahash::AHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> ahash::AHasher {
+        NAME_SEEDS.build_hasher()
+    }
+}
+
+/// `key`'s hash in every [`FastMap`], for [`find_or_insert_hashed`].
+#[inline]
+pub fn name_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    NameHasher.hash_one(key)
+}
 
 /// A key of a live window's maps: names the shard interned, so the key
 /// looked up is usually the very allocation the map holds.
@@ -111,8 +140,31 @@ pub fn find_or_insert_within<'m, K: Interned, V>(
     max: usize,
     new: impl FnOnce() -> V,
 ) -> Option<&'m mut V> {
-    let full = map.len() >= max;
     let hash = map.hasher().hash_one(key);
+    find_hashed_within(map, key, hash, max, new)
+}
+
+/// [`find_or_insert`] with `key`'s [`name_hash`] already known.
+#[inline]
+pub fn find_or_insert_hashed<'m, K: Interned, V>(
+    map: &'m mut FastMap<K, V>,
+    key: &K,
+    hash: u64,
+    new: impl FnOnce() -> V,
+) -> &'m mut V {
+    find_hashed_within(map, key, hash, usize::MAX, new).expect("an unbounded map always has room")
+}
+
+#[inline]
+fn find_hashed_within<'m, K: Interned, V>(
+    map: &'m mut FastMap<K, V>,
+    key: &K,
+    hash: u64,
+    max: usize,
+    new: impl FnOnce() -> V,
+) -> Option<&'m mut V> {
+    debug_assert_eq!(hash, name_hash(key), "a hash passed in is the key's own");
+    let full = map.len() >= max;
     match map.raw_entry_mut().from_hash(hash, |k| k.same(key)) {
         RawEntryMut::Occupied(e) => Some(e.into_mut()),
         RawEntryMut::Vacant(_) if full => None,
@@ -162,6 +214,16 @@ impl WindowPartial {
 
     pub fn edge(&mut self, key: &EdgeKey) -> &mut EdgeStats {
         find_or_insert(&mut self.edges, key, EdgeStats::default)
+    }
+
+    /// [`WindowPartial::node`], by the name's [`name_hash`].
+    pub fn node_hashed(&mut self, name: &Arc<str>, hash: u64, kind: NodeKind) -> &mut NodeEntry {
+        find_or_insert_hashed(&mut self.nodes, name, hash, || NodeEntry::new(kind, None))
+    }
+
+    /// [`WindowPartial::edge`], by the key's [`name_hash`].
+    pub fn edge_hashed(&mut self, key: &EdgeKey, hash: u64) -> &mut EdgeStats {
+        find_or_insert_hashed(&mut self.edges, key, hash, EdgeStats::default)
     }
 
     pub fn merge(&mut self, other: &WindowPartial) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
 use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
-use super::partial::{EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
+use super::partial::{name_hash, EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
 use super::recent::{pair_address, Recent};
 use super::settings::{Limits, OVERFLOW};
 use super::stats::{add_client, Delivery, MAX_DELIVERIES};
@@ -22,8 +22,8 @@ use crate::model::{Span, SpanKind};
 /// The name of the virtual caller of a root SERVER span, as in Tempo.
 pub const USER_NODE: &str = "user";
 
-/// An operation's name and its symbol in trace assembly.
-type Operation = (Arc<str>, Sym);
+/// An operation's name, its symbol in trace assembly and its [`name_hash`].
+type Operation = (Arc<str>, Sym, u64);
 
 /// What a shard returns to a read.
 /// What a shard hands a reader: its selected windows, unmerged.
@@ -62,8 +62,9 @@ pub struct Shard {
     /// Names as trace assembly keeps them.
     names: Symbols,
     recorder: Recorder,
-    /// The admitted node of each recently seen resource's service name.
-    recent_services: Recent<Arc<str>, Arc<str>>,
+    /// The admitted node (and its [`name_hash`]) of each recently seen
+    /// resource's service name.
+    recent_services: Recent<Arc<str>, (Arc<str>, u64)>,
     /// The operation (and its symbol) of a (service, span name) pair, for
     /// inbound spans (admitted) and outbound ones (interned only).
     recent_served: Recent<(Arc<str>, Arc<str>), Operation>,
@@ -102,15 +103,15 @@ impl Shard {
 
     /// Adds one span as seen at `now_ms`.
     pub fn ingest(&mut self, span: &Span, now_ms: u64) {
-        let service = self.service_node(span.service());
+        let (service, service_hash) = self.service_node(span.service());
         let failed = span.is_error();
         let duration = span.duration_nanos();
         let inbound = span.kind.is_inbound() || span.is_root();
-        let (op, op_sym) = self.span_operation(&service, &span.name, inbound);
-        let node = self
-            .windows
-            .current(now_ms)
-            .node(&service, NodeKind::Service);
+        let (op, op_sym, op_hash) = self.span_operation(&service, &span.name, inbound);
+        let node =
+            self.windows
+                .current(now_ms)
+                .node_hashed(&service, service_hash, NodeKind::Service);
         node.kind = NodeKind::Service;
         if node.k8s_namespace.is_none() && span.resource.k8s_namespace.is_some() {
             node.k8s_namespace = span.resource.k8s_namespace.as_deref().map(Arc::from);
@@ -118,7 +119,9 @@ impl Shard {
         }
         if inbound {
             node.stats.calls.record(duration, failed);
-            node.stats.operation(&op).record(duration, failed);
+            node.stats
+                .operation_hashed(&op, op_hash)
+                .record(duration, failed);
         }
         let peer = self.peer_of(span);
         self.count_message(span, &service, now_ms);
@@ -328,8 +331,9 @@ impl Shard {
             let window = windows.current(now_ms);
             for &(e, attempts, retries) in &f.attempts {
                 let (source, target) = (names.name(e.source), names.name(e.target));
-                let key = known_edges.key(limits, overflow, source.clone(), target.clone(), e.kind);
-                let edge = window.edge(&key);
+                let (key, hash) =
+                    known_edges.key(limits, overflow, source.clone(), target.clone(), e.kind);
+                let edge = window.edge_hashed(&key, hash);
                 edge.attempts += attempts;
                 edge.retries += retries;
             }
@@ -375,9 +379,9 @@ impl Shard {
         } else {
             EdgeKind::Rpc
         };
-        let key = self.edge_key(client.service, server.service, kind);
+        let (key, hash) = self.edge_key(client.service, server.service, kind);
         let window = self.windows.current(now_ms);
-        let edge = window.edge(&key);
+        let edge = window.edge_hashed(&key, hash);
         edge.calls += 1;
         edge.errors += u64::from(client.failed || server.failed);
         edge.timeouts += u64::from(client.timeout || server.timeout);
@@ -406,9 +410,9 @@ impl Shard {
 
     fn record_to_peer(&mut self, client: ClientSide, peer: PeerNode, now_ms: u64) {
         let target = self.virtual_node(&peer, now_ms);
-        let key = self.edge_key(client.service, target.clone(), edge_kind_to(peer.kind));
+        let (key, hash) = self.edge_key(client.service, target.clone(), edge_kind_to(peer.kind));
         let window = self.windows.current(now_ms);
-        let edge = window.edge(&key);
+        let edge = window.edge_hashed(&key, hash);
         edge.calls += 1;
         edge.errors += u64::from(client.failed);
         edge.timeouts += u64::from(client.timeout);
@@ -419,8 +423,8 @@ impl Shard {
 
     fn record_from_peer(&mut self, caller: PeerNode, server: ServerSide, now_ms: u64) {
         let source = self.virtual_node(&caller, now_ms);
-        let key = self.edge_key(source, server.service, edge_kind_to(caller.kind));
-        let edge = self.windows.current(now_ms).edge(&key);
+        let (key, hash) = self.edge_key(source, server.service, edge_kind_to(caller.kind));
+        let edge = self.windows.current(now_ms).edge_hashed(&key, hash);
         edge.calls += 1;
         edge.errors += u64::from(server.failed);
         edge.timeouts += u64::from(server.timeout);
@@ -463,27 +467,24 @@ impl Shard {
 
     /// [`Shard::node_name`] of a resource's service, remembered by address:
     /// the spans of a request share their resource's name.
-    fn service_node(&mut self, service: &Arc<str>) -> Arc<str> {
-        if let Some(node) = self.recent_services.get(service) {
-            return node.clone();
+    fn service_node(&mut self, service: &Arc<str>) -> (Arc<str>, u64) {
+        if let Some((node, hash)) = self.recent_services.get(service) {
+            return (node.clone(), *hash);
         }
         let node = self.node_name(service);
+        let hash = name_hash(&node);
         if !Arc::ptr_eq(&node, &self.overflow) {
-            self.recent_services.put(service.clone(), node.clone());
+            self.recent_services
+                .put(service.clone(), (node.clone(), hash));
         }
-        node
+        (node, hash)
     }
 
     /// A span's operation and its symbol. Only served operations are
     /// admitted against `max_operations`; a CLIENT span's name is interned
     /// for trace assembly alone. Remembered by the addresses of the service
     /// and the span name, which a decoded request shares between its spans.
-    fn span_operation(
-        &mut self,
-        service: &Arc<str>,
-        name: &Arc<str>,
-        inbound: bool,
-    ) -> (Arc<str>, Sym) {
+    fn span_operation(&mut self, service: &Arc<str>, name: &Arc<str>, inbound: bool) -> Operation {
         let known = if inbound {
             let address = pair_address(service, name);
             self.recent_served.find(address, |(s, n)| {
@@ -492,24 +493,25 @@ impl Shard {
         } else {
             self.recent_called.get(name)
         };
-        if let Some((op, sym)) = known {
-            return (op.clone(), *sym);
+        if let Some((op, sym, hash)) = known {
+            return (op.clone(), *sym, *hash);
         }
         let op = if inbound {
             self.operation(service, name)
         } else {
             self.intern_op(name)
         };
-        let sym = self.names.sym(&op);
+        let (sym, hash) = (self.names.sym(&op), name_hash(&op));
         if !Arc::ptr_eq(&op, &self.overflow) {
             if inbound {
                 let served = (service.clone(), name.clone());
-                self.recent_served.put(served, (op.clone(), sym));
+                self.recent_served.put(served, (op.clone(), sym, hash));
             } else {
-                self.recent_called.put(name.clone(), (op.clone(), sym));
+                self.recent_called
+                    .put(name.clone(), (op.clone(), sym, hash));
             }
         }
-        (op, sym)
+        (op, sym, hash)
     }
 
     /// The interned, admitted name for a node (or the overflow node).
@@ -525,7 +527,7 @@ impl Shard {
         name
     }
 
-    fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> EdgeKey {
+    fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> (EdgeKey, u64) {
         self.known_edges
             .key(&self.limits, &self.overflow, source, target, kind)
     }
@@ -568,17 +570,18 @@ fn edge_kind_to(kind: NodeKind) -> EdgeKind {
 }
 
 /// The edges a shard has admitted against `max_edges`, with the recently
-/// used ones remembered by the addresses of their (interned) names, so a
-/// span's edge is usually found without hashing its names' text.
+/// used ones remembered (with their [`name_hash`]) by the addresses of
+/// their (interned) names, so a span's edge is usually found without
+/// hashing its names' text.
 #[derive(Default)]
 struct AdmittedEdges {
     known: HashSet<EdgeKey, ahash::RandomState>,
-    recent: Recent<EdgeKey, ()>,
+    recent: Recent<EdgeKey, u64>,
 }
 
 impl AdmittedEdges {
-    /// The key an edge is counted under: its own once admitted, else the
-    /// overflow edge.
+    /// The key an edge is counted under, and its [`name_hash`]: its own
+    /// once admitted, else the overflow edge.
     fn key(
         &mut self,
         limits: &Limits,
@@ -586,28 +589,29 @@ impl AdmittedEdges {
         source: Arc<str>,
         target: Arc<str>,
         kind: EdgeKind,
-    ) -> EdgeKey {
+    ) -> (EdgeKey, u64) {
         let key = EdgeKey {
             source,
             target,
             kind,
         };
-        if self.recent.get(&key).is_some() {
-            return key;
+        if let Some(&hash) = self.recent.get(&key) {
+            return (key, hash);
         }
-        if self.known.contains(&key) {
-            self.recent.put(key.clone(), ());
-            return key;
+        if !self.known.contains(&key) {
+            if !limits.admit_edge(&key) {
+                let key = EdgeKey {
+                    source: overflow.clone(),
+                    target: overflow.clone(),
+                    kind,
+                };
+                let hash = name_hash(&key);
+                return (key, hash);
+            }
+            self.known.insert(key.clone());
         }
-        if !limits.admit_edge(&key) {
-            return EdgeKey {
-                source: overflow.clone(),
-                target: overflow.clone(),
-                kind,
-            };
-        }
-        self.known.insert(key.clone());
-        self.recent.put(key.clone(), ());
-        key
+        let hash = name_hash(&key);
+        self.recent.put(key.clone(), hash);
+        (key, hash)
     }
 }

@@ -298,6 +298,11 @@ impl NodeStats {
         super::partial::find_or_insert(&mut self.operations, op, CallStats::default)
     }
 
+    /// [`NodeStats::operation`], by the name's [`super::partial::name_hash`].
+    pub fn operation_hashed(&mut self, op: &Arc<str>, hash: u64) -> &mut CallStats {
+        super::partial::find_or_insert_hashed(&mut self.operations, op, hash, CallStats::default)
+    }
+
     pub fn merge(&mut self, other: &NodeStats) {
         self.calls.merge(&other.calls);
         for (op, stats) in &other.operations {

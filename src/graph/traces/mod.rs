@@ -15,8 +15,10 @@
 mod read;
 mod record;
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
 
 pub use read::{PathFact, Reader, TraceEdge, TraceFacts};
 pub use record::{cluster_views, path_views, Recorder};
@@ -93,7 +95,8 @@ const SPARE_CAPACITY: usize = 64;
 /// Open traces of one shard.
 pub struct TraceAssembler {
     settings: TraceSettings,
-    /// Hashed as the pairing store's ids are (see `PairingStore`).
+    /// Hashed, and held in hashbrown's map, as the pairing store's ids are
+    /// (see `PairingStore`).
     open: HashMap<TraceId, TraceBuf, foldhash::fast::RandomState>,
     /// Every open trace under its deadline: a trace whose deadline comes
     /// is read if it stayed quiet, or queued again at its new deadline.
