@@ -192,7 +192,7 @@ impl Shard {
     }
 
     /// The destination and ordering key of a messaging span.
-    fn message_of(&mut self, span: &Span) -> (Option<Arc<str>>, Option<Arc<str>>) {
+    fn message_of(&mut self, span: &Span) -> Message {
         let a = &span.attributes;
         if !matches!(span.kind, SpanKind::Producer | SpanKind::Consumer) {
             return (None, None);
@@ -213,53 +213,41 @@ impl Shard {
         peer: Option<PeerNode>,
         now_ms: u64,
     ) {
-        let (destination, key) = self.message_of(span);
-        let client = ClientSide {
-            service,
-            duration_ns: span.duration_nanos(),
-            end_unix_nano: span.end_unix_nano,
-            failed,
-            peer,
-            producer: span.kind == SpanKind::Producer,
-            timeout: failed && span.is_timeout(),
-            destination,
-            key,
-        };
-        if let Some(db) = client
-            .peer
-            .clone()
+        let message = self.message_of(span);
+        let database = peer
+            .as_ref()
             .filter(|p| p.kind == NodeKind::Database && span.kind == SpanKind::Client)
-        {
-            self.outcomes.push(Outcome::ToPeer(client, db));
-            return;
+            .cloned();
+        match database {
+            Some(db) => {
+                let client = client_side(span, service, failed, peer, message);
+                self.outcomes.push(Outcome::ToPeer(client, db));
+            }
+            None => self.pairing.add_client(
+                (span.trace_id, span.span_id),
+                client_side(span, service, failed, peer, message),
+                now_ms,
+                &mut self.outcomes,
+            ),
         }
-        let key = (span.trace_id, span.span_id);
-        self.pairing
-            .add_client(key, client, now_ms, &mut self.outcomes);
     }
 
     fn inbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
-        let (destination, key) = self.message_of(span);
-        let server = ServerSide {
-            service,
-            duration_ns: span.duration_nanos(),
-            start_unix_nano: span.start_unix_nano,
-            failed,
-            consumer: span.kind == SpanKind::Consumer,
-            timeout: failed && span.is_timeout(),
-            destination,
-            key,
-        };
+        let message = self.message_of(span);
         if span.kind == SpanKind::Consumer && !span.links.is_empty() {
+            let server = server_side(span, service, failed, message);
             for link in &span.links {
                 let key = (link.trace_id, link.span_id);
                 self.pairing
                     .add_server(key, server.clone(), now_ms, &mut self.outcomes);
             }
         } else if let Some(parent) = span.parent_span_id {
-            let key = (span.trace_id, parent);
-            self.pairing
-                .add_server(key, server, now_ms, &mut self.outcomes);
+            self.pairing.add_server(
+                (span.trace_id, parent),
+                server_side(span, service, failed, message),
+                now_ms,
+                &mut self.outcomes,
+            );
         } else {
             // A root SERVER/CONSUMER span: no caller will ever report, so the
             // edge comes from the peer it names, or from "user".
@@ -270,6 +258,7 @@ impl Shard {
                 system: None,
             });
             let caller = self.intern_peer(caller);
+            let server = server_side(span, service, failed, message);
             self.record_from_peer(caller, server, now_ms);
         }
     }
@@ -558,6 +547,57 @@ impl Shard {
         self.op_names.insert(probe.1.clone());
         self.known_ops.insert(probe.clone());
         probe.1
+    }
+}
+
+/// A messaging span's destination and ordering key ([`Shard::message_of`]).
+type Message = (Option<Arc<str>>, Option<Arc<str>>);
+
+/// The caller's side of `span`, built where it is handed over.
+///
+/// Why not built into a variable first and then passed: the move from that
+/// variable read it back with 16-byte loads just after the 8- and 1-byte
+/// stores that wrote it, and such a load cannot take its bytes from stores
+/// still pending; it waits until they reach the cache. By `perf annotate`,
+/// those moves took about a quarter of `Shard::ingest`'s own cycles.
+#[inline(always)]
+fn client_side(
+    span: &Span,
+    service: Arc<str>,
+    failed: bool,
+    peer: Option<PeerNode>,
+    (destination, key): Message,
+) -> ClientSide {
+    ClientSide {
+        service,
+        duration_ns: span.duration_nanos(),
+        end_unix_nano: span.end_unix_nano,
+        failed,
+        peer,
+        producer: span.kind == SpanKind::Producer,
+        timeout: failed && span.is_timeout(),
+        destination,
+        key,
+    }
+}
+
+/// The callee's side of `span` (see [`client_side`]).
+#[inline(always)]
+fn server_side(
+    span: &Span,
+    service: Arc<str>,
+    failed: bool,
+    (destination, key): Message,
+) -> ServerSide {
+    ServerSide {
+        service,
+        duration_ns: span.duration_nanos(),
+        start_unix_nano: span.start_unix_nano,
+        failed,
+        consumer: span.kind == SpanKind::Consumer,
+        timeout: failed && span.is_timeout(),
+        destination,
+        key,
     }
 }
 
