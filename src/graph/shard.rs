@@ -125,25 +125,28 @@ impl Shard {
         }
         let peer = self.peer_of(span);
         self.count_message(span, &service, now_ms);
-        let rec = SpanRec {
+        let service_sym = self.names.sym(&service);
+        let peer_sym = peer
+            .as_ref()
+            .map_or(Symbols::NONE, |p| self.names.sym(&p.name));
+        let peer_kind = peer.as_ref().map_or(NodeKind::External, |p| p.kind);
+        // Built inside `add`, in the trace's buffer (see `client_side`).
+        self.traces.add_with(span.trace_id, now_ms, || SpanRec {
             span_id: u64::from_le_bytes(span.span_id),
             parent: span.parent_span_id.map_or(0, u64::from_le_bytes),
             start: span.start_unix_nano,
             end: span.end_unix_nano,
-            service: self.names.sym(&service),
+            service: service_sym,
             name: op_sym,
-            peer: peer
-                .as_ref()
-                .map_or(Symbols::NONE, |p| self.names.sym(&p.name)),
+            peer: peer_sym,
             resend: span
                 .attributes
                 .http_resend_count
                 .map(|n| n.clamp(0, u32::MAX.into()) as u32),
-            peer_kind: peer.as_ref().map_or(NodeKind::External, |p| p.kind),
+            peer_kind,
             kind: span.kind,
             failed,
-        };
-        self.traces.add(span.trace_id, rec, now_ms);
+        });
         match span.kind {
             SpanKind::Client | SpanKind::Producer => {
                 self.outbound(span, service, failed, peer, now_ms)

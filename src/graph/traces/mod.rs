@@ -135,6 +135,15 @@ impl TraceAssembler {
     }
 
     pub fn add(&mut self, trace: TraceId, span: SpanRec, now_ms: u64) {
+        self.add_with(trace, now_ms, || span);
+    }
+
+    /// [`TraceAssembler::add`], with the record made only once it has a
+    /// place. Why: a record made first and passed in was copied from the
+    /// stack with 16-byte loads just after the narrow stores that wrote it,
+    /// which cannot be forwarded from pending stores and wait for them.
+    #[inline]
+    pub fn add_with(&mut self, trace: TraceId, now_ms: u64, span: impl FnOnce() -> SpanRec) {
         let full = self.open.len() >= self.settings.max_traces
             || self.held >= self.settings.max_open_spans;
         let buf = match self.open.entry(trace) {
@@ -154,7 +163,7 @@ impl TraceAssembler {
         };
         buf.last_ms = now_ms;
         if buf.spans.len() < self.settings.max_spans {
-            buf.spans.push(span);
+            buf.spans.push(span());
             self.held += 1;
         }
     }
