@@ -128,7 +128,7 @@ pub fn find_or_insert<'m, K: Interned, V>(
     key: &K,
     new: impl FnOnce() -> V,
 ) -> &'m mut V {
-    find_or_insert_within(map, key, usize::MAX, new).expect("an unbounded map always has room")
+    find_or_insert_hashed(map, key, name_hash(key), new)
 }
 
 /// As [`find_or_insert`], for a map bounded at `max` entries: `None` when
