@@ -140,8 +140,7 @@ pub fn find_or_insert_within<'m, K: Interned, V>(
     max: usize,
     new: impl FnOnce() -> V,
 ) -> Option<&'m mut V> {
-    let hash = map.hasher().hash_one(key);
-    find_hashed_within(map, key, hash, max, new)
+    find_hashed_within(map, key, name_hash(key), max, new)
 }
 
 /// [`find_or_insert`] with `key`'s [`name_hash`] already known.
