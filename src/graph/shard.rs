@@ -299,8 +299,8 @@ impl Shard {
         )
     }
 
-    /// Spans not assembled into traces because `max_traces` traces or
-    /// `max_open_spans` spans were open.
+    /// Spans not assembled into traces because `max_traces` traces were
+    /// open or open traces had room for `max_open_spans` span records.
     pub fn traces_skipped(&self) -> u64 {
         self.traces.skipped
     }
