@@ -27,6 +27,14 @@ pub const NAME: &str = "otlp_grpc";
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// HTTP/2 receive windows: a whole default-sized batch fits in one.
 const STREAM_WINDOW: u32 = 2 << 20;
+/// The largest HTTP/2 frame the receiver takes (HTTP/2's default is 16 KiB).
+/// Why: a batch of 512 spans is about 174 KB, eleven frames at the default,
+/// and each frame is a trip through h2 and tonic, a copy into the request's
+/// growing buffer, and often a socket read of its own. Clients send frames
+/// up to what the server announces; with 256 KiB the load generator's
+/// requests went from 1.90–1.99 M to 2.07–2.14 M spans/s on one core.
+/// Clients that keep to 16 KiB frames are served as before.
+const MAX_FRAME: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// Serves OTLP/gRPC on `addr` until `shutdown` resolves.
@@ -58,6 +66,7 @@ pub async fn serve(
         // windows would make each one wait for several window updates.
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .add_service(TraceService {
             sink,
             max_message_bytes,
