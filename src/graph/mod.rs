@@ -127,15 +127,16 @@ impl Graph {
         }
     }
 
-    fn split(&self, spans: Vec<Span>) -> Vec<Vec<Span>> {
+    fn split(&self, mut spans: Vec<Span>) -> Vec<Vec<Span>> {
         let n = self.shards.len();
         if n == 1 {
             return vec![spans];
         }
         let mut parts: Vec<Vec<Span>> = (0..n).map(|_| Vec::new()).collect();
-        for span in spans {
+        for span in spans.drain(..) {
             parts[shard_of(route_id(&span), n)].push(span);
         }
+        crate::model::buffers::give(spans);
         parts
     }
 
@@ -272,6 +273,7 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
             Command::Spans(spans) => {
                 spans.iter().for_each(|s| shard.ingest(s, now));
                 shard.read_quiet_traces(now);
+                crate::model::buffers::give(spans);
             }
             Command::Tick => shard.tick(now),
             Command::Snapshot(select, reply) => {

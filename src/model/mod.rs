@@ -6,6 +6,7 @@
 //! one converter, and the graph never learns about protobuf or JSON.
 
 pub mod attributes;
+pub mod buffers;
 pub mod semconv;
 pub mod span;
 

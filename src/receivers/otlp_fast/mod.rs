@@ -41,8 +41,10 @@ pub fn decode(body: &[u8]) -> Result<Batch, DecodeError> {
 
 /// [`decode`], with the wire error unwrapped (for tests and benchmarks).
 pub fn decode_wire(body: &[u8]) -> Result<Batch, WireError> {
-    let mut batch = Batch::default();
-    batch.spans.reserve_exact(count_spans(body, 0));
+    let batch = Batch {
+        spans: crate::model::buffers::take(count_spans(body, 0)),
+        ..Batch::default()
+    };
     let mut decoder = FastDecoder {
         batch,
         resource_attrs: Vec::new(),
