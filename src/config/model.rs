@@ -130,9 +130,10 @@ pub struct Traces {
     pub idle: Duration,
     /// Open traces per shard; spans of further traces skip assembly (counted).
     pub max_traces: usize,
-    /// Span records open traces' buffers have room for, per shard (56
-    /// bytes each, spare room included): the memory bound of assembly;
-    /// past it, new traces skip assembly (counted).
+    /// Span records the trace buffers have room for, per shard (56 bytes
+    /// each): open traces' buffers, empty room included, and the buffers
+    /// kept for reuse together stay within it. The memory bound of
+    /// assembly; past it, new traces skip assembly (counted).
     pub max_open_spans: usize,
     /// A failed call repeated to the same peer and operation within this
     /// gap counts as a retry (where `http.request.resend_count` is absent).

@@ -35,9 +35,9 @@ pub struct TraceSettings {
     /// Open traces per shard; spans of further traces are not assembled.
     pub max_traces: usize,
     /// Span records open traces' buffers have room for, per shard: the
-    /// memory bound of assembly (56 bytes a record, the buffers' spare
-    /// room included). Past it, new traces are not assembled until open
-    /// ones are read. Traces already open keep their spans, up to
+    /// memory bound of assembly (56 bytes a record, empty room included;
+    /// buffers kept for reuse stay within it too, see `spare_room`). Past
+    /// it, new traces are not assembled until open ones are read. Traces already open keep their spans, up to
     /// `max_spans` each.
     pub max_open_spans: usize,
     /// Spans kept per trace; later ones are ignored for assembly.
