@@ -154,8 +154,9 @@ pub fn find_or_insert_hashed<'m, K: Interned, V>(
     find_hashed_within(map, key, hash, usize::MAX, new).expect("an unbounded map always has room")
 }
 
+/// [`find_or_insert_within`] with `key`'s [`name_hash`] already known.
 #[inline]
-fn find_hashed_within<'m, K: Interned, V>(
+pub fn find_hashed_within<'m, K: Interned, V>(
     map: &'m mut FastMap<K, V>,
     key: &K,
     hash: u64,

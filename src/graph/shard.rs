@@ -321,14 +321,7 @@ impl Shard {
         } = self;
         let mut record = |f: &TraceFacts| {
             let window = windows.current(now_ms);
-            for &(e, attempts, retries) in &f.attempts {
-                let (source, target) = (names.name(e.source), names.name(e.target));
-                let (key, hash) =
-                    known_edges.key(limits, overflow, source.clone(), target.clone(), e.kind);
-                let edge = window.edge_hashed(&key, hash);
-                edge.attempts += attempts;
-                edge.retries += retries;
-            }
+            recorder.attempts(f);
             recorder.paths(&mut window.paths, f, names, max);
             recorder.cluster(&mut window.clusters, f, names, max);
         };
@@ -336,6 +329,20 @@ impl Shard {
             traces.expire_all(&mut record);
         } else {
             traces.expire(now_ms, &mut record);
+        }
+        let counted = recorder.drain_attempts();
+        if counted.is_empty() {
+            return;
+        }
+        // The same window as the traces' paths: `now_ms` has not moved.
+        let window = windows.current(now_ms);
+        for &(e, attempts, retries) in counted {
+            let (source, target) = (names.name(e.source), names.name(e.target));
+            let (key, hash) =
+                known_edges.key(limits, overflow, source.clone(), target.clone(), e.kind);
+            let edge = window.edge_hashed(&key, hash);
+            edge.attempts += attempts;
+            edge.retries += retries;
         }
     }
 

@@ -194,14 +194,19 @@ impl TraceAssembler {
         let idle = self.settings.idle_ms;
         while let Some(mut due) = self.deadlines.pop_due(now_ms) {
             for trace in due.drain(..) {
-                let Some(last_ms) = self.open.get(&trace).map(|b| b.last_ms) else {
+                // One lookup per due trace: the entry is a cache miss (the
+                // trace was last touched `idle` ago), and a second lookup
+                // to remove it cost as much again.
+                let Entry::Occupied(entry) = self.open.entry(trace) else {
                     continue;
                 };
+                let last_ms = entry.get().last_ms;
                 if last_ms + idle > now_ms {
                     self.deadlines.push(last_ms + idle, trace);
                     continue;
                 }
-                self.finish(trace, &mut found);
+                let buf = entry.remove();
+                self.finish(buf, &mut found);
             }
             self.deadlines.recycle(due);
         }
@@ -211,15 +216,16 @@ impl TraceAssembler {
     pub fn expire_all(&mut self, mut found: impl FnMut(&TraceFacts)) {
         while let Some(mut due) = self.deadlines.pop_due(u64::MAX) {
             for trace in due.drain(..) {
-                self.finish(trace, &mut found);
+                if let Some(buf) = self.open.remove(&trace) {
+                    self.finish(buf, &mut found);
+                }
             }
         }
     }
 
-    fn finish(&mut self, trace: TraceId, found: &mut impl FnMut(&TraceFacts)) {
-        let Some(mut buf) = self.open.remove(&trace) else {
-            return;
-        };
+    /// Reads a trace taken out of `open`, and keeps its buffer for reuse
+    /// when the bound allows.
+    fn finish(&mut self, mut buf: TraceBuf, found: &mut impl FnMut(&TraceFacts)) {
         self.held -= buf.spans.capacity();
         found(self.reader.read(&buf.spans, self.settings.retry_gap_ns));
         let room = buf.spans.capacity();

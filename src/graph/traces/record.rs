@@ -5,11 +5,11 @@
 //! the [`Recorder`] remembers the name list of each path and the signature
 //! of each edge set it has built, rather than building them per trace.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use super::read::{TraceEdge, TraceFacts};
-use crate::graph::partial::{find_or_insert_within, FastMap, PathKey};
+use crate::graph::partial::{find_hashed_within, name_hash, FastMap, PathKey};
 use crate::graph::stats::{ClusterStats, PathStats};
 use crate::graph::symbols::{Sym, Symbols};
 use crate::graph::view::{rate, ClusterView, HopView, PathView};
@@ -27,11 +27,41 @@ struct Cluster {
 
 #[derive(Default)]
 pub struct Recorder {
-    paths: HashMap<Box<[Sym]>, PathKey, ahash::RandomState>,
+    /// Each path's key and its [`name_hash`]: hashing a key hashes every
+    /// name on it, and every trace's paths are looked up in a window.
+    paths: HashMap<Box<[Sym]>, (PathKey, u64), ahash::RandomState>,
     clusters: HashMap<Box<[TraceEdge]>, Cluster, ahash::RandomState>,
+    /// Attempts and retries per edge of the traces read since the last
+    /// [`Recorder::drain_attempts`]. Summed here by symbol, and added to
+    /// the window once per edge: adding each trace's edges to the window
+    /// took two name lookups, the edge's admission check and a window
+    /// lookup per edge of every trace.
+    attempts: HashMap<TraceEdge, (u64, u64), foldhash::fast::RandomState>,
+    drained: Vec<(TraceEdge, u64, u64)>,
 }
 
 impl Recorder {
+    /// Counts a trace's attempts and retries per edge, for
+    /// [`Recorder::drain_attempts`].
+    pub fn attempts(&mut self, facts: &TraceFacts) {
+        for &(edge, attempts, retries) in &facts.attempts {
+            let counts = self.attempts.entry(edge).or_default();
+            counts.0 += attempts;
+            counts.1 += retries;
+        }
+    }
+
+    /// The attempts and retries counted since the last call, one entry per
+    /// edge, in symbol order (so edges are admitted in the same order on
+    /// every run).
+    pub fn drain_attempts(&mut self) -> &[(TraceEdge, u64, u64)] {
+        self.drained.clear();
+        let counted = self.attempts.drain().map(|(e, (a, r))| (e, a, r));
+        self.drained.extend(counted);
+        self.drained.sort_unstable_by_key(|&(e, _, _)| e);
+        &self.drained
+    }
+
     /// Records a trace's paths into a window's path table (bounded).
     pub fn paths(
         &mut self,
@@ -41,9 +71,9 @@ impl Recorder {
         max_paths: usize,
     ) {
         for p in &facts.paths {
-            let key = self.path_key(facts.nodes(p), names);
-            // One lookup: hashing a path hashes every name on it.
-            let Some(stats) = find_or_insert_within(paths, &key, max_paths, PathStats::default)
+            let (key, hash) = self.path_key(facts.nodes(p), names);
+            let Some(stats) =
+                find_hashed_within(paths, key, *hash, max_paths, PathStats::default)
             else {
                 continue;
             };
@@ -77,35 +107,31 @@ impl Recorder {
         }
         let c = clusters.entry(cluster.signature).or_default();
         if c.edges.is_empty() {
-            c.edges = cluster.edges;
+            c.edges = cluster.edges.clone();
         }
         c.traces += 1;
         c.errors += u64::from(facts.failed);
         c.latency.record(facts.root_ns);
     }
 
-    fn path_key(&mut self, nodes: &[Sym], names: &Symbols) -> PathKey {
-        if let Some(key) = self.paths.get(nodes) {
-            return key.clone();
-        }
-        let key: PathKey = nodes.iter().map(|&n| names.name(n).clone()).collect();
-        if self.paths.len() >= REMEMBERED {
+    fn path_key(&mut self, nodes: &[Sym], names: &Symbols) -> &(PathKey, u64) {
+        if self.paths.len() >= REMEMBERED && !self.paths.contains_key(nodes) {
             self.paths.clear();
         }
-        self.paths.insert(nodes.into(), key.clone());
-        key
+        self.paths.entry_ref(nodes).or_insert_with(|| {
+            let key: PathKey = nodes.iter().map(|&n| names.name(n).clone()).collect();
+            let hash = name_hash(&key);
+            (key, hash)
+        })
     }
 
-    fn cluster_of(&mut self, edges: &[TraceEdge], names: &Symbols) -> Cluster {
-        if let Some(c) = self.clusters.get(edges) {
-            return c.clone();
-        }
-        let c = new_cluster(edges, names);
-        if self.clusters.len() >= REMEMBERED {
+    fn cluster_of(&mut self, edges: &[TraceEdge], names: &Symbols) -> &Cluster {
+        if self.clusters.len() >= REMEMBERED && !self.clusters.contains_key(edges) {
             self.clusters.clear();
         }
-        self.clusters.insert(edges.into(), c.clone());
-        c
+        self.clusters
+            .entry_ref(edges)
+            .or_insert_with(|| new_cluster(edges, names))
     }
 }
 
