@@ -284,8 +284,8 @@ fn reply_with(reply: &ExportTraceServiceResponse) -> http::Response<Body> {
     prost::Message::encode(reply, &mut frame).expect("the buffer has room for the reply");
     let mut trailers = http::HeaderMap::new();
     trailers.insert(Status::GRPC_STATUS, http::HeaderValue::from_static("0"));
-    let body = http_body_util::Full::new(frame.freeze())
-        .with_trailers(async move { Some(Ok(trailers)) });
+    let body =
+        http_body_util::Full::new(frame.freeze()).with_trailers(async move { Some(Ok(trailers)) });
     let mut response = http::Response::new(Body::new(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -450,13 +450,19 @@ mod tests {
         assert!(text.contains("found 100 bytes, the limit is: 99"), "{text}");
         let (code, text) = status(read(&[&framed(b"x", 1)], MAX));
         assert_eq!(code, Code::Internal);
-        assert!(text.contains("compressed-flag but no grpc-encoding"), "{text}");
+        assert!(
+            text.contains("compressed-flag but no grpc-encoding"),
+            "{text}"
+        );
         let (code, text) = status(read(&[&framed(b"x", 7)], MAX));
         assert!(code == Code::Internal && text.contains("flag: 7"), "{text}");
         assert_eq!(status(read(&[], MAX)).1, "Missing request message.");
         for short in [&wire[..3], &wire[..wire.len() - 1]] {
             let (code, text) = status(read(&[short], MAX));
-            assert!(code == Code::Internal && text.contains("Unexpected EOF"), "{text}");
+            assert!(
+                code == Code::Internal && text.contains("Unexpected EOF"),
+                "{text}"
+            );
         }
     }
 

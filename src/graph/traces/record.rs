@@ -72,8 +72,7 @@ impl Recorder {
     ) {
         for p in &facts.paths {
             let (key, hash) = self.path_key(facts.nodes(p), names);
-            let Some(stats) =
-                find_hashed_within(paths, key, *hash, max_paths, PathStats::default)
+            let Some(stats) = find_hashed_within(paths, key, *hash, max_paths, PathStats::default)
             else {
                 continue;
             };
