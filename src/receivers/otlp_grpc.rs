@@ -186,8 +186,9 @@ where
 /// A gRPC message as its frames arrive.
 #[derive(Default)]
 struct Message {
-    /// Bytes before the 5-byte header is whole.
-    head: Vec<u8>,
+    /// The 5-byte header, and how much of it has come.
+    head: [u8; GRPC_HEADER],
+    head_len: usize,
     /// The message's length, once the header is read.
     len: Option<usize>,
     /// The message's bytes: the frame's own when one frame holds them all.
@@ -201,10 +202,10 @@ const GRPC_HEADER: usize = 5;
 impl Message {
     fn add(&mut self, mut data: Bytes, max: usize) -> Result<(), Status> {
         let Some(len) = self.len else {
-            let need = GRPC_HEADER - self.head.len();
-            let taken = data.split_to(need.min(data.len()));
-            self.head.extend_from_slice(&taken);
-            if self.head.len() < GRPC_HEADER {
+            let taken = data.split_to((GRPC_HEADER - self.head_len).min(data.len()));
+            self.head[self.head_len..][..taken.len()].copy_from_slice(&taken);
+            self.head_len += taken.len();
+            if self.head_len < GRPC_HEADER {
                 return Ok(());
             }
             let len = header_length(&self.head, max)?;
@@ -238,7 +239,7 @@ impl Message {
     /// that held none or ended inside one.
     fn finish(self) -> Result<Bytes, Status> {
         let Some(len) = self.len else {
-            return Err(match self.head.is_empty() {
+            return Err(match self.head_len == 0 {
                 true => Status::internal("Missing request message."),
                 false => Status::internal("Unexpected EOF decoding stream."),
             });
