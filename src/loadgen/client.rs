@@ -21,11 +21,9 @@ use tonic::codegen::{http, Service};
 use tonic::transport::Channel;
 
 use super::run::{LoadConfig, LoadError, Protocol};
+use crate::receivers::otlp_grpc::GRPC_HEADER;
 
 pub(super) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-/// Bytes of a gRPC message's prefix: compressed flag, then big-endian length.
-const GRPC_PREFIX: usize = 5;
 
 /// One connection to the collector. Clones share the connection.
 #[derive(Clone)]
@@ -132,10 +130,10 @@ fn gzip_to(out: Vec<u8>, message: &[u8]) -> Vec<u8> {
 
 /// One length-prefixed gRPC message, gzipped, with the compressed flag set.
 fn gzip_grpc_frame(message: &[u8]) -> Bytes {
-    let mut frame = gzip_to(vec![0; GRPC_PREFIX], message);
-    let len = (frame.len() - GRPC_PREFIX) as u32;
+    let mut frame = gzip_to(vec![0; GRPC_HEADER], message);
+    let len = (frame.len() - GRPC_HEADER) as u32;
     frame[0] = 1;
-    frame[1..GRPC_PREFIX].copy_from_slice(&len.to_be_bytes());
+    frame[1..GRPC_HEADER].copy_from_slice(&len.to_be_bytes());
     frame.into()
 }
 
@@ -180,7 +178,7 @@ async fn export_gzip_grpc(
         None => return Err("the reply carries no grpc-status".into()),
     }
     let mut bytes = body.to_bytes();
-    if bytes.len() < GRPC_PREFIX || bytes[0] != 0 {
+    if bytes.len() < GRPC_HEADER || bytes[0] != 0 {
         return Err("the reply is not one uncompressed gRPC message".into());
     }
     bytes.advance(1);
@@ -255,10 +253,10 @@ mod tests {
         let frame = gzip_grpc_frame(&message);
         assert_eq!(frame[0], 1, "compressed flag");
         let len = u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize;
-        assert_eq!(len, frame.len() - GRPC_PREFIX);
+        assert_eq!(len, frame.len() - GRPC_HEADER);
         assert!(len < message.len() / 4, "{len} bytes for {}", message.len());
         let mut inflated = Vec::new();
-        flate2::read::GzDecoder::new(&frame[GRPC_PREFIX..])
+        flate2::read::GzDecoder::new(&frame[GRPC_HEADER..])
             .read_to_end(&mut inflated)
             .unwrap();
         assert_eq!(inflated, message);

@@ -196,23 +196,22 @@ struct Message {
     parts: bytes::BytesMut,
 }
 
-/// gRPC's message header: a compression flag and a 4-byte length.
-const GRPC_HEADER: usize = 5;
+/// gRPC's message header: a compression flag and a 4-byte length (the
+/// load generator frames its gzipped requests with it too).
+pub const GRPC_HEADER: usize = 5;
 
 impl Message {
     fn add(&mut self, mut data: Bytes, max: usize) -> Result<(), Status> {
-        let Some(len) = self.len else {
+        if self.len.is_none() {
             let taken = data.split_to((GRPC_HEADER - self.head_len).min(data.len()));
             self.head[self.head_len..][..taken.len()].copy_from_slice(&taken);
             self.head_len += taken.len();
             if self.head_len < GRPC_HEADER {
                 return Ok(());
             }
-            let len = header_length(&self.head, max)?;
-            self.len = Some(len);
-            return self.add_body(data, len);
-        };
-        self.add_body(data, len)
+            self.len = Some(header_length(&self.head, max)?);
+        }
+        self.add_body(data, self.len.unwrap_or_default())
     }
 
     fn add_body(&mut self, data: Bytes, len: usize) -> Result<(), Status> {
