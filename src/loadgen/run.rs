@@ -282,9 +282,9 @@ impl Worker {
             }
             let salt = self.salt.fetch_add(1, Ordering::Relaxed);
             let template = &self.templates[salt as usize % self.templates.len()];
-            template.render(salt, now_ns(), &mut buf);
-            // Compressed before the clock starts: the time is the collector's.
-            let body = self.client.body(&buf);
+            // Rendered (and compressed) before the clock starts: the time
+            // is the collector's.
+            let body = self.client.render(template, salt, now_ns(), &mut buf);
             let sent_at = Instant::now();
             let result = self.client.export(body).await;
             let micros = sent_at.elapsed().as_micros() as u64;

@@ -57,11 +57,13 @@ impl Template {
         self.bytes.is_empty()
     }
 
-    /// Writes the request into `out` with trace ids salted by `salt` and
-    /// times moved so the template's base time becomes `now_ns`.
+    /// Appends the request to `out` with trace ids salted by `salt` and
+    /// times moved so the template's base time becomes `now_ns`. Appends,
+    /// so a caller can render behind a frame header of its own.
     pub fn render(&self, salt: u64, now_ns: u64, out: &mut Vec<u8>) {
-        out.clear();
+        let start = out.len();
         out.extend_from_slice(&self.bytes);
+        let out = &mut out[start..];
         let mix = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.rotate_left(31);
         let halves = [mix.to_le_bytes(), (!mix).rotate_left(17).to_le_bytes()];
         for &at in &self.trace_ids {
@@ -166,6 +168,19 @@ mod tests {
     use super::*;
     use crate::loadgen::{Generator, SpanShape};
     use crate::receivers::otlp_fast;
+
+    #[test]
+    fn a_render_behind_a_header_is_the_same_render() {
+        let base = 1_700_000_000_000_000_000;
+        let mut g = Generator::new(SpanShape::default(), 9);
+        let t = Template::new(prost::Message::encode_to_vec(&g.request(base)), base).unwrap();
+        let (mut alone, mut framed) = (Vec::new(), vec![7u8; 5]);
+        t.render(3, base + 1_000, &mut alone);
+        t.render(3, base + 1_000, &mut framed);
+        assert_eq!(&framed[..5], &[7u8; 5], "the header is left as it was");
+        assert_eq!(&framed[5..], &alone[..]);
+        assert_ne!(alone, t.bytes, "ids and times are patched");
+    }
 
     #[test]
     fn renders_are_new_traces_at_the_new_time() {

@@ -110,19 +110,18 @@ where
                 Ok(Status::unimplemented("only TraceService/Export").into_http())
             });
         }
+        // From here, not from the future's first poll: the wait for the
+        // runtime to take the request up is part of what a client waits.
+        let started = std::time::Instant::now();
         let this = self.clone();
-        if is_identity(req.headers()) {
-            return Box::pin(async move { Ok(this.export_uncompressed(req).await) });
-        }
         Box::pin(async move {
-            let mut accept = EnabledCompressionEncodings::default();
-            accept.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_compression_config(accept, Default::default())
-                .apply_max_message_size_config(Some(this.max_message_bytes), None);
-            let sink = this.sink.clone();
-            let mut response = grpc.unary(Export(sink, this.decoder), req).await;
-            too_large_is_resource_exhausted(&mut response);
+            let telemetry = this.sink.telemetry.clone();
+            let response = if is_identity(req.headers()) {
+                this.export_uncompressed(req).await
+            } else {
+                this.export_compressed(req).await
+            };
+            telemetry.request_served(NAME, started);
             Ok(response)
         })
     }
@@ -137,6 +136,23 @@ fn is_identity(headers: &http::HeaderMap) -> bool {
 }
 
 impl TraceService {
+    /// Serves a compressed request through tonic's machinery, which
+    /// inflates it within the message size limit.
+    async fn export_compressed<B>(self, req: http::Request<B>) -> http::Response<Body>
+    where
+        B: tonic::codegen::Body + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+    {
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        let mut grpc = tonic::server::Grpc::new(RawCodec)
+            .apply_compression_config(accept, Default::default())
+            .apply_max_message_size_config(Some(self.max_message_bytes), None);
+        let mut response = grpc.unary(Export(self.sink, self.decoder), req).await;
+        too_large_is_resource_exhausted(&mut response);
+        response
+    }
+
     /// Serves an uncompressed request without tonic's message buffer.
     ///
     /// Why: tonic copies every data frame into a buffer of its own, and on

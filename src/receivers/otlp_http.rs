@@ -81,6 +81,15 @@ struct RpcStatus {
 }
 
 async fn export(State(state): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
+    let telemetry = state.sink.telemetry.clone();
+    let response = answer(state, headers, body).await;
+    telemetry.request_served(NAME, started);
+    response
+}
+
+/// Reads, decodes and hands on one request; the reply says what came of it.
+async fn answer(state: ReceiverState, headers: HeaderMap, body: Body) -> Response {
     let Some(encoding) = encoding_of(&headers) else {
         state.sink.telemetry.bad_request(NAME);
         let msg = "unsupported Content-Type: use application/x-protobuf or application/json";

@@ -333,6 +333,17 @@ pub async fn assert_accepted_by(
         0,
         "nothing was sent to the other receiver:\n{metrics}"
     );
+    let served = "faultline_receiver_request_duration_seconds_count";
+    assert!(
+        metric(&metrics, served, protocol.receiver()).is_some_and(|n| n >= 1),
+        "the requests are timed, {served}{{receiver=\"{}\"}}:\n{metrics}",
+        protocol.receiver()
+    );
+    assert_eq!(
+        metric(&metrics, served, protocol.other().receiver()),
+        None,
+        "the other receiver timed no request:\n{metrics}"
+    );
     assert_eq!(
         metric(
             &metrics,
