@@ -4,6 +4,8 @@
 //! so accepted and refused spans read the same everywhere.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -94,7 +96,7 @@ impl Telemetry {
         );
         registry.register(
             "receiver_request_duration_seconds",
-            "Time a receiver spent on each export request, from its headers to its reply: reading the body, decoding, handing the spans to the graph (waiting while the graph is behind), by receiver",
+            "Time a receiver's handler spent on each export request, from its first poll to its reply: reading the body, decoding, handing the spans to the graph (waiting while the graph is behind); the wait in the runtime's queue before and the socket write after are not in it; by receiver",
             t.request_seconds.clone(),
         );
         registry.register(
@@ -192,11 +194,15 @@ impl Telemetry {
             .inc();
     }
 
-    /// One export request answered, `started` when its headers came in.
-    pub fn request_served(&self, receiver: &'static str, started: std::time::Instant) {
-        self.request_seconds
-            .get_or_create(&ReceiverLabel { receiver })
-            .observe(started.elapsed().as_secs_f64());
+    /// Starts timing one export request; it is counted when the returned
+    /// timer drops, so a request its client gave up on (a reset stream, a
+    /// closed connection, often the slowest ones) is counted too.
+    pub fn time_request(self: &Arc<Self>, receiver: &'static str) -> RequestTimer {
+        RequestTimer {
+            telemetry: self.clone(),
+            receiver,
+            started: Instant::now(),
+        }
     }
 
     pub fn exported(&self, exporter: &'static str, stream: &'static str, records: u64) {
@@ -266,6 +272,24 @@ impl Telemetry {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// One export request being timed, from [`Telemetry::time_request`].
+pub struct RequestTimer {
+    telemetry: Arc<Telemetry>,
+    receiver: &'static str,
+    started: Instant,
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        self.telemetry
+            .request_seconds
+            .get_or_create(&ReceiverLabel {
+                receiver: self.receiver,
+            })
+            .observe(self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -343,10 +367,16 @@ mod tests {
 
     #[test]
     fn served_requests_are_counted_into_buckets() {
-        let telemetry = Telemetry::new();
-        let started = std::time::Instant::now();
-        telemetry.request_served("otlp_grpc", started);
-        telemetry.request_served("otlp_grpc", started);
+        let telemetry = Arc::new(Telemetry::new());
+        drop(telemetry.time_request("otlp_grpc"));
+        let timer = telemetry.time_request("otlp_grpc");
+        let abandoned = async move {
+            let _timer = timer;
+            std::future::pending::<()>().await
+        };
+        // A request's future dropped before it finishes, as hyper drops
+        // one whose client reset the stream.
+        drop(abandoned);
         let text = telemetry.render(&GraphGauges::default());
         let name = "faultline_receiver_request_duration_seconds";
         assert!(

@@ -79,9 +79,6 @@ impl Client {
         }
     }
 
-    /// What [`Client::export`] sends for one encoded
-    /// `ExportTraceServiceRequest`: the message, gzipped if this client
-    /// sends gzip (for gRPC, framed as well).
     /// One rendering of `template` as the request body to send;
     /// `scratch` is reused between calls.
     pub(super) fn render(
@@ -105,6 +102,9 @@ impl Client {
         self.body(scratch)
     }
 
+    /// What [`Client::export`] sends for one encoded
+    /// `ExportTraceServiceRequest`: the message, gzipped if this client
+    /// sends gzip (for gRPC, framed as well).
     pub(super) fn body(&self, message: &[u8]) -> Bytes {
         match self {
             Client::Grpc { gzip: true, .. } => gzip_grpc_frame(message),
@@ -150,7 +150,6 @@ fn gzip_to(out: Vec<u8>, message: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// One length-prefixed gRPC message, gzipped, with the compressed flag set.
 /// An uncompressed gRPC message: flag 0, length, the message.
 fn grpc_frame(message: &[u8]) -> Bytes {
     let mut frame = Vec::with_capacity(GRPC_HEADER + message.len());
@@ -160,6 +159,7 @@ fn grpc_frame(message: &[u8]) -> Bytes {
     frame.into()
 }
 
+/// One length-prefixed gRPC message, gzipped, with the compressed flag set.
 fn gzip_grpc_frame(message: &[u8]) -> Bytes {
     let mut frame = gzip_to(vec![0; GRPC_HEADER], message);
     let len = (frame.len() - GRPC_HEADER) as u32;
@@ -168,7 +168,7 @@ fn gzip_grpc_frame(message: &[u8]) -> Bytes {
     frame.into()
 }
 
-/// A unary gRPC call with an already framed, gzipped request.
+/// A unary gRPC call with an already framed request, gzipped when `gzip`.
 async fn export_grpc(
     channel: &mut Channel,
     uri: http::Uri,

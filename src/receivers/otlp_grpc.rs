@@ -110,19 +110,18 @@ where
                 Ok(Status::unimplemented("only TraceService/Export").into_http())
             });
         }
-        // From here, not from the future's first poll: the wait for the
-        // runtime to take the request up is part of what a client waits.
-        let started = std::time::Instant::now();
+        // tonic's glue calls the service on the stream task's first poll,
+        // so the time runs from there to the reply; the timer counts a
+        // request its client abandons as well.
+        let timer = self.sink.telemetry.time_request(NAME);
         let this = self.clone();
         Box::pin(async move {
-            let telemetry = this.sink.telemetry.clone();
-            let response = if is_identity(req.headers()) {
+            let _timer = timer;
+            Ok(if is_identity(req.headers()) {
                 this.export_uncompressed(req).await
             } else {
                 this.export_compressed(req).await
-            };
-            telemetry.request_served(NAME, started);
-            Ok(response)
+            })
         })
     }
 }
@@ -213,7 +212,7 @@ struct Message {
 }
 
 /// gRPC's message header: a compression flag and a 4-byte length (the
-/// load generator frames its gzipped requests with it too).
+/// load generator frames its requests with it too).
 pub const GRPC_HEADER: usize = 5;
 
 impl Message {

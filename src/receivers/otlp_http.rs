@@ -81,11 +81,9 @@ struct RpcStatus {
 }
 
 async fn export(State(state): State<ReceiverState>, headers: HeaderMap, body: Body) -> Response {
-    let started = std::time::Instant::now();
-    let telemetry = state.sink.telemetry.clone();
-    let response = answer(state, headers, body).await;
-    telemetry.request_served(NAME, started);
-    response
+    // Counted when dropped: a request its client abandons counts too.
+    let _timer = state.sink.telemetry.time_request(NAME);
+    answer(state, headers, body).await
 }
 
 /// Reads, decodes and hands on one request; the reply says what came of it.
