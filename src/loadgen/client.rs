@@ -91,9 +91,7 @@ impl Client {
         if let Client::Grpc { gzip: false, .. } = self {
             // Rendered straight behind the frame header: the body as sent,
             // with no copy of it (copies were a third of this side's time).
-            let mut frame = Vec::with_capacity(GRPC_HEADER + template.len());
-            frame.push(0);
-            frame.extend_from_slice(&(template.len() as u32).to_be_bytes());
+            let mut frame = plain_frame_header(template.len());
             template.render(salt, now_ns, &mut frame);
             return frame.into();
         }
@@ -152,11 +150,18 @@ fn gzip_to(out: Vec<u8>, message: &[u8]) -> Vec<u8> {
 
 /// An uncompressed gRPC message: flag 0, length, the message.
 fn grpc_frame(message: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(GRPC_HEADER + message.len());
-    frame.push(0);
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    let mut frame = plain_frame_header(message.len());
     frame.extend_from_slice(message);
     frame.into()
+}
+
+/// The header of an uncompressed gRPC message of `len` bytes (flag 0,
+/// length), with room behind it for the message.
+fn plain_frame_header(len: usize) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(GRPC_HEADER + len);
+    frame.push(0);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    frame
 }
 
 /// One length-prefixed gRPC message, gzipped, with the compressed flag set.
