@@ -1,17 +1,20 @@
-# Build stage: compile a release binary.
+# Build stage: compile a release binary. `--build-arg PROFILE=release-lto`
+# builds the whole-program-optimised one (about an hour on 2 cores).
 FROM rust:1.94-slim-bookworm AS build
+ARG PROFILE=release
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY pipelines ./pipelines
 COPY proto ./proto
-RUN cargo build --release --locked --bin faultline
+RUN cargo build --profile "$PROFILE" --locked --bin faultline && \
+    cp "target/$PROFILE/faultline" /faultline
 
 # Runtime stage: the binary alone, as a non-root user.
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/faultline --create-home faultline
-COPY --from=build /src/target/release/faultline /usr/local/bin/faultline
+COPY --from=build /faultline /usr/local/bin/faultline
 COPY pipelines /etc/faultline/pipelines
 USER faultline
 WORKDIR /var/lib/faultline

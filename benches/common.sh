@@ -24,13 +24,17 @@ stop_pid() {
 }
 
 # use_faultline DIR: sets FAULTLINE to a private copy, in DIR, of
-# $FAULTLINE_BIN, building faultline (release) first when that is unset.
-# Private because the shared target dir may be rebuilt during a long run.
+# $FAULTLINE_BIN, building faultline first when that is unset (with the
+# cargo profile $PROFILE: `release`, or `release-lto` for the whole-program
+# build; a profile that builds into target/<its name>, so not dev, test or
+# bench). Private because the shared target dir may be rebuilt during a
+# long run.
 use_faultline() {
   if [ -z "${FAULTLINE_BIN:-}" ]; then
-    echo "building faultline (release)..." >&2
-    cargo build --release --quiet
-    FAULTLINE_BIN=${CARGO_TARGET_DIR:-target}/release/faultline
+    local profile=${PROFILE:-release}
+    echo "building faultline ($profile)..." >&2
+    cargo build --profile "$profile" --quiet
+    FAULTLINE_BIN=${CARGO_TARGET_DIR:-target}/$profile/faultline
   fi
   FAULTLINE=$1/faultline
   cp "$FAULTLINE_BIN" "$FAULTLINE"

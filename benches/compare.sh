@@ -13,7 +13,8 @@
 # Usage: benches/compare.sh
 # Knobs (environment): DURATION (20s), CONCURRENCY (16), SERVER_CPU (0),
 # LOADGEN_CPU (1), GZIP (0; 1 sends gzip), GRPC_PORT (46317; the next two
-# ports are used too), ROTEL_VENV (target/rotel-venv), CARGO_TARGET_DIR (target).
+# ports are used too), ROTEL_VENV (target/rotel-venv), CARGO_TARGET_DIR (target),
+# PROFILE (release; release-lto builds the whole-program-optimised binary).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,9 +34,10 @@ API_PORT=$((GRPC_PORT + 2))
 
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
 
-echo "building faultline (release)..." >&2
-cargo build --release --quiet
-FAULTLINE=$TARGET/release/faultline
+PROFILE=${PROFILE:-release}
+echo "building faultline ($PROFILE)..." >&2
+cargo build --profile "$PROFILE" --quiet
+FAULTLINE=$TARGET/$PROFILE/faultline
 
 if [ ! -x "$ROTEL_VENV/bin/python" ]; then
   echo "installing rotel into $ROTEL_VENV..." >&2

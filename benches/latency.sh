@@ -34,7 +34,8 @@
 # PHASES ("latency gzip"), SERVER_CPU (0), LOADGEN_CPU (1), GRPC_PORT
 # (48317; the next two ports too), CONFIG (a pipeline file for the server
 # instead of the default), CARGO_TARGET_DIR, FAULTLINE_BIN (a built binary
-# to use instead of building).
+# to use instead of building), PROFILE (the cargo profile to build with:
+# release, or release-lto).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -10,7 +10,8 @@
 # MADV_FREE (see `memory_limiter::tune_allocator`); they count in RSS
 # until the kernel wants them.
 #
-# Environment: FAULTLINE_BIN (a built binary; otherwise builds release),
+# Environment: FAULTLINE_BIN (a built binary; otherwise builds with the cargo
+# profile PROFILE, release by default),
 # CONFIG (a pipeline file; default: the embedded default), DURATION (20),
 # CONCURRENCY (16), SERVER_CPU (0), LOADGEN_CPU (1), GRPC_PORT (45317; the
 # next two ports are used too).

@@ -19,7 +19,8 @@
 # Knobs (environment): SOAK_SECONDS (600), WARMUP_SECONDS (180), SAMPLE_SECONDS
 # (30), RATE (100000 spans/s), EDGES (100000), CONCURRENCY (8), SERVER_CPU (0),
 # LOADGEN_CPU (1), GRPC_PORT (47317; the next two ports too), CARGO_TARGET_DIR,
-# FAULTLINE_BIN (a built binary to use instead of building).
+# FAULTLINE_BIN (a built binary to use instead of building), PROFILE (the
+# cargo profile to build with: release, or release-lto).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
