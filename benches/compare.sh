@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # faultline against rotel, side by side, on the same load and CPU budget.
 #
-# Builds faultline (release), installs rotel from PyPI into a virtualenv
-# (`pip install rotel`; its wheel carries the `rotel-agent` binary), then for
-# each collector in turn: starts it pinned to one core (taskset), runs
-# `faultline loadgen` over OTLP/gRPC pinned to another core, and reads the
-# server's CPU time and peak RSS from /proc. rotel exports to its blackhole
+# Builds faultline (release, unless FAULTLINE_BIN is given), installs rotel
+# from PyPI into a virtualenv (`pip install rotel`; its wheel carries the
+# `rotel-agent` binary), then for each collector in turn: starts it pinned
+# to one core (taskset), runs `faultline loadgen` over OTLP/gRPC pinned to
+# another core, and reads the server's CPU time and peak RSS from /proc.
+# rotel exports to its blackhole
 # exporter; faultline builds the graph and runs its operators (strictly more
 # work). Prints spans/s, CPU seconds per million spans, peak RSS and export
 # latency per collector, then `ratio faultline/rotel: X.XX` (spans/s).
@@ -14,7 +15,8 @@
 # Knobs (environment): DURATION (20s), CONCURRENCY (16), SERVER_CPU (0),
 # LOADGEN_CPU (1), GZIP (0; 1 sends gzip), GRPC_PORT (46317; the next two
 # ports are used too), ROTEL_VENV (target/rotel-venv), CARGO_TARGET_DIR (target),
-# PROFILE (release; release-lto builds the whole-program-optimised binary).
+# FAULTLINE_BIN (a built binary to use instead of building), PROFILE (the
+# cargo profile to build with: release, or release-lto).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,11 +36,6 @@ API_PORT=$((GRPC_PORT + 2))
 
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
 
-PROFILE=${PROFILE:-release}
-echo "building faultline ($PROFILE)..." >&2
-cargo build --profile "$PROFILE" --quiet
-FAULTLINE=$TARGET/$PROFILE/faultline
-
 if [ ! -x "$ROTEL_VENV/bin/python" ]; then
   echo "installing rotel into $ROTEL_VENV..." >&2
   python3 -m venv "$ROTEL_VENV"
@@ -54,6 +51,7 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
+use_faultline "$DATA"
 
 # utime + stime of a process (all threads), in seconds.
 cpu_seconds() {
