@@ -6,10 +6,10 @@
 # `rotel-agent` binary), then for each collector in turn: starts it pinned
 # to one core (taskset), runs `faultline loadgen` over OTLP/gRPC pinned to
 # another core, and reads the server's CPU time and peak RSS from /proc.
-# rotel exports to its blackhole
-# exporter; faultline builds the graph and runs its operators (strictly more
-# work). Prints spans/s, CPU seconds per million spans, peak RSS and export
-# latency per collector, then `ratio faultline/rotel: X.XX` (spans/s).
+# rotel exports to its blackhole exporter; faultline builds the graph and
+# runs its operators (strictly more work). Prints spans/s, CPU seconds per
+# million spans, peak RSS and export latency per collector, then
+# `ratio faultline/rotel: X.XX` (spans/s).
 #
 # Usage: benches/compare.sh
 # Knobs (environment): DURATION (20s), CONCURRENCY (16), SERVER_CPU (0),
