@@ -14,9 +14,9 @@
 # Usage: benches/compare.sh
 # Knobs (environment): DURATION (20s), CONCURRENCY (16), SERVER_CPU (0),
 # LOADGEN_CPU (1), GZIP (0; 1 sends gzip), GRPC_PORT (46317; the next two
-# ports are used too), ROTEL_VENV (target/rotel-venv), CARGO_TARGET_DIR (target),
-# FAULTLINE_BIN (a built binary to use instead of building), PROFILE (the
-# cargo profile to build with: release, or release-lto).
+# ports are used too), ROTEL_VENV (target/rotel-venv), CARGO_TARGET_DIR
+# (target), FAULTLINE_BIN (a built binary to use instead of building),
+# PROFILE (the cargo profile to build with: release, or release-lto).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
