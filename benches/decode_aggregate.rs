@@ -1,4 +1,4 @@
-//! decode + aggregate on one core: the spans/s figures the README reports.
+//! decode + aggregate on one core: the spans/s figures in docs/performance.md.
 //!
 //! Input: the standard shape (5 services, 10 attributes, ~300-byte spans,
 //! 512 spans per request). Each `*_path` iteration decodes one request and

@@ -61,7 +61,7 @@ rss_mib() {
 }
 
 # Pages freed with MADV_FREE and not yet taken back by the kernel: part of
-# RSS, reclaimed under memory pressure (see README, Soak).
+# RSS, reclaimed under memory pressure (see docs/performance.md, Soak).
 lazy_free_mib() {
   awk '/^LazyFree:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"
 }

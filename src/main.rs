@@ -13,7 +13,7 @@ use faultline::scenarios::LlmSettings;
 
 /// mimalloc rather than glibc's malloc: a span's few allocations cost less,
 /// and freed memory goes back to the kernel on its own instead of staying
-/// in glibc's arenas at the last burst's peak (see README, Performance).
+/// in glibc's arenas at the last burst's peak (see docs/performance.md, Soak).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
