@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # faultline against rotel, side by side, on the same load and CPU budget.
 #
-# Builds faultline (release, unless FAULTLINE_BIN is given), installs rotel
-# from PyPI into a virtualenv (`pip install rotel`; its wheel carries the
-# `rotel-agent` binary), then for each collector in turn: starts it pinned
-# to one core (taskset), runs `faultline loadgen` over OTLP/gRPC pinned to
-# another core, and reads the server's CPU time and peak RSS from /proc.
+# Builds faultline (with PROFILE, release by default, unless FAULTLINE_BIN
+# is given), installs rotel from PyPI into a virtualenv (`pip install
+# rotel`; its wheel carries the `rotel-agent` binary), then for each
+# collector in turn: starts it pinned to one core (taskset), runs
+# `faultline loadgen` over OTLP/gRPC pinned to another core, and reads the
+# server's CPU time and peak RSS from /proc. The load generator is the same
+# binary as the faultline under test, so comparing two builds changes both
+# sides; the server sets the rate here (it uses its whole core, the load
+# generator about half of its own).
 # rotel exports to its blackhole exporter; faultline builds the graph and
 # runs its operators (strictly more work). Prints spans/s, CPU seconds per
 # million spans, peak RSS and export latency per collector, then
