@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
-use super::pairing::{ClientSide, Outcome, PairingCounters, PairingStore, ServerSide};
+use super::pairing::{ClientSide, Outcome, Outcomes, PairingCounters, PairingStore, ServerSide};
 use super::partial::{name_hash, EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
 use super::recent::{pair_address, Recent};
 use super::settings::{Limits, OVERFLOW};
@@ -154,7 +154,6 @@ impl Shard {
             SpanKind::Server | SpanKind::Consumer => self.inbound(span, service, failed, now_ms),
             _ => {}
         }
-        self.settle(now_ms);
     }
 
     /// The database or named peer of a CLIENT/PRODUCER span.
@@ -221,49 +220,78 @@ impl Shard {
             .as_ref()
             .filter(|p| p.kind == NodeKind::Database && span.kind == SpanKind::Client)
             .cloned();
+        let (pairing, mut boundaries) = self.boundaries(now_ms);
         match database {
             Some(db) => {
                 let client = client_side(span, service, failed, peer, message);
-                self.outcomes.push(Outcome::ToPeer(client, db));
+                boundaries.to_peer(client, db);
             }
-            None => self.pairing.add_client(
+            None => pairing.add_client(
                 (span.trace_id, span.span_id),
                 client_side(span, service, failed, peer, message),
                 now_ms,
-                &mut self.outcomes,
+                &mut boundaries,
             ),
         }
     }
 
     fn inbound(&mut self, span: &Span, service: Arc<str>, failed: bool, now_ms: u64) {
         let message = self.message_of(span);
-        if span.kind == SpanKind::Consumer && !span.links.is_empty() {
+        let linked = span.kind == SpanKind::Consumer && !span.links.is_empty();
+        let root_caller =
+            (!linked && span.parent_span_id.is_none()).then(|| self.root_caller(span));
+        let (pairing, mut boundaries) = self.boundaries(now_ms);
+        if linked {
             let server = server_side(span, service, failed, message);
             for link in &span.links {
                 let key = (link.trace_id, link.span_id);
-                self.pairing
-                    .add_server(key, server.clone(), now_ms, &mut self.outcomes);
+                pairing.add_server(key, server.clone(), now_ms, &mut boundaries);
             }
         } else if let Some(parent) = span.parent_span_id {
-            self.pairing.add_server(
+            pairing.add_server(
                 (span.trace_id, parent),
                 server_side(span, service, failed, message),
                 now_ms,
-                &mut self.outcomes,
+                &mut boundaries,
             );
-        } else {
-            // A root SERVER/CONSUMER span: no caller will ever report, so the
-            // edge comes from the peer it names, or from "user".
-            let naming = self.limits.settings().naming;
-            let caller = peer_node(&span.attributes, naming).unwrap_or(PeerRef {
-                name: USER_NODE.into(),
-                kind: NodeKind::External,
-                system: None,
-            });
-            let caller = self.intern_peer(caller);
+        } else if let Some(caller) = root_caller {
             let server = server_side(span, service, failed, message);
-            self.record_from_peer(caller, server, now_ms);
+            boundaries.root_edge(caller, server);
         }
+    }
+
+    /// The caller of a root SERVER/CONSUMER span: no caller will ever
+    /// report, so the edge comes from the peer it names, or from "user".
+    fn root_caller(&mut self, span: &Span) -> PeerNode {
+        let naming = self.limits.settings().naming;
+        let caller = peer_node(&span.attributes, naming).unwrap_or(PeerRef {
+            name: USER_NODE.into(),
+            kind: NodeKind::External,
+            system: None,
+        });
+        self.intern_peer(caller)
+    }
+
+    /// The pairing store, and what records its pairs in the current window.
+    fn boundaries(&mut self, now_ms: u64) -> (&mut PairingStore, Boundaries<'_>) {
+        let Shard {
+            pairing,
+            windows,
+            known,
+            known_edges,
+            limits,
+            overflow,
+            ..
+        } = self;
+        let boundaries = Boundaries {
+            windows,
+            known,
+            known_edges,
+            limits,
+            overflow,
+            now_ms,
+        };
+        (pairing, boundaries)
     }
 
     /// Advances windows and expires pending pairs (called every tick).
@@ -360,86 +388,17 @@ impl Shard {
         }
     }
 
+    /// Records what expiry found (see [`Shard::tick`]).
     fn settle(&mut self, now_ms: u64) {
         let mut outcomes = std::mem::take(&mut self.outcomes);
+        let (_, mut boundaries) = self.boundaries(now_ms);
         for outcome in outcomes.drain(..) {
             match outcome {
-                Outcome::Pair(client, server) => self.record_pair(client, server, now_ms),
-                Outcome::ToPeer(client, peer) => self.record_to_peer(client, peer, now_ms),
+                Outcome::Pair(client, server) => boundaries.pair(client, server),
+                Outcome::ToPeer(client, peer) => boundaries.to_peer(client, peer),
             }
         }
         self.outcomes = outcomes;
-    }
-
-    fn record_pair(&mut self, client: ClientSide, server: ServerSide, now_ms: u64) {
-        let messaging = client.producer || server.consumer;
-        let kind = if messaging {
-            EdgeKind::Messaging
-        } else {
-            EdgeKind::Rpc
-        };
-        let (key, hash) = self.edge_key(client.service, server.service, kind);
-        let window = self.windows.current(now_ms);
-        let edge = window.edge_hashed(&key, hash);
-        edge.calls += 1;
-        edge.errors += u64::from(client.failed || server.failed);
-        edge.timeouts += u64::from(client.timeout || server.timeout);
-        edge.client.record(client.duration_ns);
-        edge.server.record(server.duration_ns);
-        if !messaging {
-            return;
-        }
-        let lag = server.start_unix_nano.saturating_sub(client.end_unix_nano);
-        if server.start_unix_nano >= client.end_unix_nano {
-            edge.queue.record(lag);
-        }
-        let Some(name) = server.destination.or(client.destination) else {
-            return;
-        };
-        let d = window.destination(&name);
-        d.lag.record(lag);
-        if d.deliveries.len() < MAX_DELIVERIES {
-            d.deliveries.push(Delivery {
-                key: server.key.or(client.key),
-                produced_ns: client.end_unix_nano,
-                consumed_ns: server.start_unix_nano,
-            });
-        }
-    }
-
-    fn record_to_peer(&mut self, client: ClientSide, peer: PeerNode, now_ms: u64) {
-        let target = self.virtual_node(&peer, now_ms);
-        let (key, hash) = self.edge_key(client.service, target.clone(), edge_kind_to(peer.kind));
-        let window = self.windows.current(now_ms);
-        let edge = window.edge_hashed(&key, hash);
-        edge.calls += 1;
-        edge.errors += u64::from(client.failed);
-        edge.timeouts += u64::from(client.timeout);
-        edge.client.record(client.duration_ns);
-        let node = window.node(&target, peer.kind);
-        node.stats.calls.record(client.duration_ns, client.failed);
-    }
-
-    fn record_from_peer(&mut self, caller: PeerNode, server: ServerSide, now_ms: u64) {
-        let source = self.virtual_node(&caller, now_ms);
-        let (key, hash) = self.edge_key(source, server.service, edge_kind_to(caller.kind));
-        let edge = self.windows.current(now_ms).edge_hashed(&key, hash);
-        edge.calls += 1;
-        edge.errors += u64::from(server.failed);
-        edge.timeouts += u64::from(server.timeout);
-        // The caller's own latency is unknown; the server's is the best bound.
-        edge.client.record(server.duration_ns);
-        edge.server.record(server.duration_ns);
-    }
-
-    /// Registers a virtual node in the current window and returns its name.
-    fn virtual_node(&mut self, peer: &PeerNode, now_ms: u64) -> Arc<str> {
-        let name = self.node_name(&peer.name);
-        let node = self.windows.current(now_ms).node(&name, peer.kind);
-        if node.system.is_none() {
-            node.system.clone_from(&peer.system);
-        }
-        name
     }
 
     /// Interns a peer's names. Peers repeat on nearly every client span, so
@@ -515,20 +474,7 @@ impl Shard {
 
     /// The interned, admitted name for a node (or the overflow node).
     fn node_name(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.known.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = name.into();
-        if !self.limits.admit_node(&name) {
-            return self.overflow.clone();
-        }
-        self.known.insert(name.clone());
-        name
-    }
-
-    fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> (EdgeKey, u64) {
-        self.known_edges
-            .key(&self.limits, &self.overflow, source, target, kind)
+        admitted_name(&mut self.known, &self.limits, &self.overflow, name)
     }
 
     /// An operation name, interned without admitting it (bounded like the
@@ -558,6 +504,118 @@ impl Shard {
         self.known_ops.insert(probe.clone());
         probe.1
     }
+}
+
+/// What a settled boundary updates: the current window's edges and
+/// virtual nodes, with the admitted names and edges they are counted
+/// under. Borrowed from the [`Shard`] beside its pairing store, so the
+/// store hands each pair straight here (see [`Outcomes`]).
+struct Boundaries<'a> {
+    windows: &'a mut Windows,
+    known: &'a mut HashSet<Arc<str>, ahash::RandomState>,
+    known_edges: &'a mut AdmittedEdges,
+    limits: &'a Limits,
+    overflow: &'a Arc<str>,
+    now_ms: u64,
+}
+
+impl Outcomes for Boundaries<'_> {
+    fn pair(&mut self, client: ClientSide, server: ServerSide) {
+        let messaging = client.producer || server.consumer;
+        let kind = if messaging {
+            EdgeKind::Messaging
+        } else {
+            EdgeKind::Rpc
+        };
+        let (key, hash) = self.edge_key(client.service, server.service, kind);
+        let window = self.windows.current(self.now_ms);
+        let edge = window.edge_hashed(&key, hash);
+        edge.calls += 1;
+        edge.errors += u64::from(client.failed || server.failed);
+        edge.timeouts += u64::from(client.timeout || server.timeout);
+        edge.client.record(client.duration_ns);
+        edge.server.record(server.duration_ns);
+        if !messaging {
+            return;
+        }
+        let lag = server.start_unix_nano.saturating_sub(client.end_unix_nano);
+        if server.start_unix_nano >= client.end_unix_nano {
+            edge.queue.record(lag);
+        }
+        let Some(name) = server.destination.or(client.destination) else {
+            return;
+        };
+        let d = window.destination(&name);
+        d.lag.record(lag);
+        if d.deliveries.len() < MAX_DELIVERIES {
+            d.deliveries.push(Delivery {
+                key: server.key.or(client.key),
+                produced_ns: client.end_unix_nano,
+                consumed_ns: server.start_unix_nano,
+            });
+        }
+    }
+
+    fn to_peer(&mut self, client: ClientSide, peer: PeerNode) {
+        let target = self.virtual_node(&peer);
+        let (key, hash) = self.edge_key(client.service, target.clone(), edge_kind_to(peer.kind));
+        let window = self.windows.current(self.now_ms);
+        let edge = window.edge_hashed(&key, hash);
+        edge.calls += 1;
+        edge.errors += u64::from(client.failed);
+        edge.timeouts += u64::from(client.timeout);
+        edge.client.record(client.duration_ns);
+        let node = window.node(&target, peer.kind);
+        node.stats.calls.record(client.duration_ns, client.failed);
+    }
+}
+
+impl Boundaries<'_> {
+    /// A root span's edge, from the peer it names (or "user").
+    fn root_edge(&mut self, caller: PeerNode, server: ServerSide) {
+        let source = self.virtual_node(&caller);
+        let (key, hash) = self.edge_key(source, server.service, edge_kind_to(caller.kind));
+        let edge = self.windows.current(self.now_ms).edge_hashed(&key, hash);
+        edge.calls += 1;
+        edge.errors += u64::from(server.failed);
+        edge.timeouts += u64::from(server.timeout);
+        // The caller's own latency is unknown; the server's is the best bound.
+        edge.client.record(server.duration_ns);
+        edge.server.record(server.duration_ns);
+    }
+
+    /// Registers a virtual node in the current window and returns its name.
+    fn virtual_node(&mut self, peer: &PeerNode) -> Arc<str> {
+        let name = admitted_name(self.known, self.limits, self.overflow, &peer.name);
+        let node = self.windows.current(self.now_ms).node(&name, peer.kind);
+        if node.system.is_none() {
+            node.system.clone_from(&peer.system);
+        }
+        name
+    }
+
+    fn edge_key(&mut self, source: Arc<str>, target: Arc<str>, kind: EdgeKind) -> (EdgeKey, u64) {
+        self.known_edges
+            .key(self.limits, self.overflow, source, target, kind)
+    }
+}
+
+/// The interned, admitted name for a node (or the overflow node).
+fn admitted_name(
+    known: &mut HashSet<Arc<str>, ahash::RandomState>,
+    limits: &Limits,
+    overflow: &Arc<str>,
+    name: &str,
+) -> Arc<str> {
+    if let Some(known) = known.get(name) {
+        return known.clone();
+    }
+    let name: Arc<str> = name.into();
+    if !limits.admit_node(&name) {
+        return overflow.clone();
+    }
+    known.insert(name.clone());
+    name
 }
 
 /// A messaging span's destination and ordering key ([`Shard::message_of`]).
