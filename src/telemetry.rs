@@ -141,7 +141,7 @@ impl Telemetry {
         );
         registry.register(
             "trace_assembly_skipped_spans",
-            "Spans left out of trace assembly (paths, clusters, retries) because traces.max_traces traces or traces.max_open_spans span records were open in their shard; they still count in nodes and edges",
+            "Spans left out of trace assembly (paths, clusters, retries) because traces.max_traces traces or traces.max_open_spans span records were open in their shard, or because their trace was outside the sample a shard takes while short of that room; they still count in nodes and edges",
             t.traces_skipped.clone(),
         );
         Telemetry { registry, ..t }

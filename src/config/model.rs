@@ -128,12 +128,14 @@ pub struct Traces {
     /// A trace is read once no span arrived for it for this long, e.g. `2s`.
     #[serde(deserialize_with = "duration")]
     pub idle: Duration,
-    /// Open traces per shard; spans of further traces skip assembly (counted).
+    /// Open traces per shard; spans of further traces skip assembly
+    /// (counted), and short of room a shard takes a sample of traces.
     pub max_traces: usize,
     /// Span records the trace buffers have room for, per shard (56 bytes
     /// each): open traces' buffers, empty room included, and the buffers
     /// kept for reuse together stay within it. The memory bound of
-    /// assembly; past it, new traces skip assembly (counted).
+    /// assembly; past it, new traces skip assembly (counted), and the
+    /// shard takes a sample of traces by trace id until room is back.
     pub max_open_spans: usize,
     /// A failed call repeated to the same peer and operation within this
     /// gap counts as a retry (where `http.request.resend_count` is absent).

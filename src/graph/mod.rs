@@ -148,8 +148,8 @@ impl Graph {
     }
 
     /// Spans left out of trace assembly (`traces.max_traces` or
-    /// `traces.max_open_spans` reached), summed
-    /// over shards, as last published.
+    /// `traces.max_open_spans` reached, or their trace outside the sample
+    /// taken while short of room), summed over shards, as last published.
     pub fn traces_skipped(&self) -> u64 {
         self.gauges.iter().map(|g| g.traces_skipped()).sum()
     }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::naming::{database_node, peer_node, PeerNode, PeerRef};
-use super::pairing::{ClientSide, Outcome, Outcomes, PairingCounters, PairingStore, ServerSide};
+use super::pairing::{ClientSide, Outcomes, PairingCounters, PairingStore, ServerSide};
 use super::partial::{name_hash, EdgeKey, EdgeKind, HistoryCaps, NodeKind, WindowPartial};
 use super::recent::{pair_address, Recent};
 use super::settings::{Limits, OVERFLOW};
@@ -57,7 +57,6 @@ pub struct Shard {
     /// Interned operation names (kept apart from node names, which are admitted).
     op_names: HashSet<Arc<str>, ahash::RandomState>,
     overflow: Arc<str>,
-    outcomes: Vec<Outcome>,
     traces: TraceAssembler,
     /// Names as trace assembly keeps them.
     names: Symbols,
@@ -92,7 +91,6 @@ impl Shard {
             peer_names: HashSet::default(),
             names,
             overflow: OVERFLOW.into(),
-            outcomes: Vec::new(),
             traces,
             recorder: Recorder::default(),
             recent_services: Recent::default(),
@@ -297,16 +295,16 @@ impl Shard {
     /// Advances windows and expires pending pairs (called every tick).
     pub fn tick(&mut self, now_ms: u64) {
         self.windows.advance(now_ms);
-        self.pairing.expire(now_ms, &mut self.outcomes);
-        self.settle(now_ms);
+        let (pairing, mut boundaries) = self.boundaries(now_ms);
+        pairing.expire(now_ms, &mut boundaries);
         self.record_traces(now_ms, false);
     }
 
     /// Expires every pending pair and open trace now, as at the end of an
     /// offline import.
     pub fn flush(&mut self, now_ms: u64) {
-        self.pairing.expire_all(&mut self.outcomes);
-        self.settle(now_ms);
+        let (pairing, mut boundaries) = self.boundaries(now_ms);
+        pairing.expire_all(&mut boundaries);
         self.record_traces(now_ms, true);
     }
 
@@ -328,7 +326,8 @@ impl Shard {
     }
 
     /// Spans not assembled into traces because `max_traces` traces were
-    /// open or open traces had room for `max_open_spans` span records.
+    /// open, open traces had room for `max_open_spans` span records, or
+    /// their trace was outside the sample taken while short of that room.
     pub fn traces_skipped(&self) -> u64 {
         self.traces.skipped
     }
@@ -386,19 +385,6 @@ impl Shard {
             window_start_ms: selected.start_ms,
             pairing: self.pairing.counters(),
         }
-    }
-
-    /// Records what expiry found (see [`Shard::tick`]).
-    fn settle(&mut self, now_ms: u64) {
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        let (_, mut boundaries) = self.boundaries(now_ms);
-        for outcome in outcomes.drain(..) {
-            match outcome {
-                Outcome::Pair(client, server) => boundaries.pair(client, server),
-                Outcome::ToPeer(client, peer) => boundaries.to_peer(client, peer),
-            }
-        }
-        self.outcomes = outcomes;
     }
 
     /// Interns a peer's names. Peers repeat on nearly every client span, so

@@ -32,13 +32,15 @@ use crate::model::{SpanKind, TraceId};
 pub struct TraceSettings {
     /// A trace is read once no span arrived for it for this long.
     pub idle_ms: u64,
-    /// Open traces per shard; spans of further traces are not assembled.
+    /// Open traces per shard; spans of further traces are not assembled
+    /// (and short of room, a sample of traces is: see `Sample`).
     pub max_traces: usize,
     /// Span records open traces' buffers have room for, per shard: the
     /// memory bound of assembly (56 bytes a record, empty room included;
     /// buffers kept for reuse stay within it too, see `spare_room`). Past
-    /// it, new traces are not assembled until open ones are read. Traces already open keep their spans, up to
-    /// `max_spans` each.
+    /// it, new traces are not assembled until open ones are read, and
+    /// then only a sample of them (see `Sample`). Traces already open keep
+    /// their spans, up to `max_spans` each.
     pub max_open_spans: usize,
     /// Spans kept per trace; later ones are ignored for assembly.
     pub max_spans: usize,
@@ -86,7 +88,8 @@ pub struct SpanRec {
 struct TraceBuf {
     spans: Vec<SpanRec>,
     last_ms: u64,
-    /// The trace id's [`sample_hash`], for [`Sample::narrow`]'s count.
+    /// The trace id's [`sample_hash`]: which traces are above the
+    /// sample's bound when it moves, and when the last of them is read.
     hash: u64,
 }
 
@@ -117,9 +120,9 @@ pub struct TraceAssembler {
     /// grows, so a trace of 9 spans holds room for 16, and a bound on
     /// spans let the memory of assembly reach nearly twice what it named.
     held: usize,
-    /// Spans not assembled because `max_traces` traces were open or open
-    /// traces had room for `max_open_spans` records (each span of a trace
-    /// that found no room counts once; exported as
+    /// Spans not assembled because `max_traces` traces were open, open
+    /// traces had room for `max_open_spans` records, or their trace was
+    /// outside the [`Sample`] (each such span counts once; exported as
     /// `faultline_trace_assembly_skipped_spans`).
     pub skipped: u64,
     sample: Sample,
@@ -259,14 +262,16 @@ impl TraceAssembler {
     /// Narrows the sample when a trace in it found no room since the last
     /// look, and widens it again once room is left over (see [`Sample`]).
     fn adjust_sample(&mut self, now_ms: u64) {
-        let (idle, max) = (self.settings.idle_ms, &self.settings);
-        let roomy =
-            self.held <= max.max_open_spans / 4 * 3 && self.open.len() <= max.max_traces / 4 * 3;
+        let settings = &self.settings;
+        let idle = settings.idle_ms;
+        let roomy = self.held <= settings.max_open_spans / 4 * 3
+            && self.open.len() <= settings.max_traces / 4 * 3;
         let s = &mut self.sample;
         s.next_ms = now_ms.saturating_add((idle / SAMPLE_LOOKS).max(1));
-        // Down at most once per half `idle`: traces taken before a step
-        // down hold their room until they are read, so pressure that soon
-        // after is the last step's, not a reason for another.
+        // Down at most once per half `idle`: a step down frees room only
+        // as the traces taken before it are read, an `idle` or more later,
+        // so without the pause one burst of pressure would take the bound
+        // down by a step at every look.
         let admit_below = if s.pressed && now_ms >= s.lowered_ms.saturating_add(idle / 2) {
             s.lowered_ms = now_ms;
             s.admit_below - s.admit_below / 4
@@ -280,24 +285,34 @@ impl TraceAssembler {
         if admit_below == s.admit_below {
             return;
         }
-        let above = self.open.values().filter(|b| b.hash >= admit_below).count();
-        self.sample.narrow(admit_below, above);
+        // Widening with none above: all open traces stay below.
+        let above = if admit_below > s.admit_below && s.above == 0 {
+            0
+        } else {
+            self.open.values().filter(|b| b.hash >= admit_below).count()
+        };
+        self.sample.set_bound(admit_below, above);
+        debug_assert!(self.open.values().all(|b| b.hash < self.sample.open_below));
     }
 }
 
 /// Which traces assembly takes when it is short of room: those whose id
-/// hashes below a bound, so a trace is taken whole or not at all, and a span
-/// of a trace outside the bound is skipped without a lookup in the open
-/// traces. Why: at full load nineteen spans in twenty find no room, and
+/// hashes below a bound, so the same traces are taken for all their spans
+/// (more of them whole than when the first to find room was taken), and a
+/// span of a trace outside the bound is skipped without a lookup in the
+/// open traces. Why: at full load about 93% of spans find no room, and
 /// that lookup in a map of some 10^4 open traces (a cache miss on its
-/// control bytes) was about 3% of the server's cycles for spans it then
-/// skipped. With room to spare the bound is the whole range and every
-/// trace is taken, as before.
+/// control bytes) was 3.6% of the server's cycles, mostly for spans it
+/// then skipped. With room to spare the bound is the whole range and every
+/// trace is taken, as before. A trace can still be taken in part: when a
+/// trace inside the bound found no room for its first spans, or the bound
+/// widened while it was under way.
 ///
 /// The bound moves in steps, looked at a few times per `idle`
 /// (`SAMPLE_LOOKS`): down by a quarter after a trace inside it found no
-/// room (at most once per half `idle`), up by a third once the open traces
-/// are at most three quarters of `max_open_spans` and of `max_traces`. Traces
+/// room (at most once per half `idle`), up by a third when none did since
+/// the last look and the open traces are at most three quarters of
+/// `max_open_spans` and of `max_traces`. Traces
 /// already open when it moves down keep their spans until they are read:
 /// lookups go on up to the old bound (`open_below`) while any of them is
 /// open.
@@ -332,7 +347,7 @@ impl Sample {
     }
 
     /// Sets the bound, with `above` of the open traces at or above it.
-    fn narrow(&mut self, admit_below: u64, above: usize) {
+    fn set_bound(&mut self, admit_below: u64, above: usize) {
         self.admit_below = admit_below;
         self.above = above;
         self.open_below = if above == 0 {
@@ -359,7 +374,10 @@ impl Sample {
 fn sample_hash(trace: &TraceId) -> u64 {
     let (high, low) = trace.split_at(8);
     let fold = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
-    (fold(high) ^ fold(low).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    // Below `u64::MAX`, so with the bound at the whole range every trace is in.
+    (fold(high) ^ fold(low).rotate_left(32))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .min(u64::MAX - 1)
 }
 
 /// Open traces by deadline, in buckets of a few milliseconds: queuing a
@@ -622,10 +640,14 @@ mod tests {
         a.expire(200, |f| spans.push(f.edges.len()));
         assert_eq!((spans.len(), a.sample.above), (2, 0));
         assert_eq!(a.sample.open_below, a.sample.admit_below);
+        // With room again, a trace above the bound is still not taken.
+        assert_eq!(a.held(), 0);
+        a.add(high[2], rec(3), 210);
+        assert_eq!((a.open(), a.skipped), (0, 3));
         a.add(low, rec(1), 210);
         assert_eq!(
             (a.open(), a.skipped),
-            (1, 2),
+            (1, 3),
             "a trace below the bound is taken"
         );
     }
