@@ -468,6 +468,15 @@ mod tests {
         }
     }
 
+    /// An assembler reading traces after 100 ms of quiet.
+    fn assembler(max_open_spans: usize) -> TraceAssembler {
+        TraceAssembler::new(TraceSettings {
+            idle_ms: 100,
+            max_open_spans,
+            ..TraceSettings::default()
+        })
+    }
+
     fn trace(n: u8) -> TraceId {
         [n; 16]
     }
@@ -506,11 +515,7 @@ mod tests {
 
     #[test]
     fn open_buffers_are_bounded_by_their_room_and_freed_when_traces_are_read() {
-        let mut a = TraceAssembler::new(TraceSettings {
-            idle_ms: 100,
-            max_open_spans: 8,
-            ..TraceSettings::default()
-        });
+        let mut a = assembler(8);
         // A trace's first buffer has room for 4 records, whatever it holds.
         a.add(trace(1), rec(1), 0);
         a.add(trace(2), rec(2), 0);
@@ -553,10 +558,7 @@ mod tests {
 
     #[test]
     fn with_room_to_spare_every_trace_is_taken() {
-        let mut a = TraceAssembler::new(TraceSettings {
-            idle_ms: 100,
-            ..TraceSettings::default()
-        });
+        let mut a = assembler(TraceSettings::default().max_open_spans);
         let mut read = 0;
         for step in 0..100u64 {
             let now = step * 10;
@@ -571,11 +573,7 @@ mod tests {
 
     #[test]
     fn short_of_room_the_sample_narrows_and_widens_again() {
-        let mut a = TraceAssembler::new(TraceSettings {
-            idle_ms: 100,
-            max_open_spans: 64,
-            ..TraceSettings::default()
-        });
+        let mut a = assembler(64);
         let ids = ids_hashing(true, 0, 4_000);
         let mut next = ids.iter();
         let mut read = 0;
@@ -611,11 +609,7 @@ mod tests {
 
     #[test]
     fn traces_open_when_the_sample_narrows_keep_their_spans() {
-        let mut a = TraceAssembler::new(TraceSettings {
-            idle_ms: 100,
-            max_open_spans: 8,
-            ..TraceSettings::default()
-        });
+        let mut a = assembler(8);
         let high = ids_hashing(true, u64::MAX / 4 * 3, 3);
         let low = ids_hashing(false, u64::MAX / 4, 1)[0];
         // Two traces high in the range take the room; a third finds none.
