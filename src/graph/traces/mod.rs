@@ -312,10 +312,9 @@ impl TraceAssembler {
 /// (`SAMPLE_LOOKS`): down by a quarter after a trace inside it found no
 /// room (at most once per half `idle`), up by a third when none did since
 /// the last look and the open traces are at most three quarters of
-/// `max_open_spans` and of `max_traces`. Traces
-/// already open when it moves down keep their spans until they are read:
-/// lookups go on up to the old bound (`open_below`) while any of them is
-/// open.
+/// `max_open_spans` and of `max_traces`. Traces already open when it moves
+/// down keep their spans until they are read: lookups go on up to the old
+/// bound (`open_below`) while any of them is open.
 struct Sample {
     /// New traces are taken when their [`sample_hash`] is below this.
     admit_below: u64,
