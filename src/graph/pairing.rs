@@ -50,34 +50,17 @@ pub struct ServerSide {
     pub key: Option<Arc<str>>,
 }
 
-/// What pairing produced.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Both sides were seen.
-    Pair(ClientSide, ServerSide),
-    /// The caller's peer never sent spans; the edge goes to a virtual node.
-    ToPeer(ClientSide, PeerNode),
-}
-
-/// Where [`PairingStore`] hands what it paired.
+/// Where [`PairingStore`] hands what it paired: both sides of a boundary,
+/// or a caller whose peer never sent spans (its edge goes to a virtual
+/// node).
 ///
-/// Why a trait and not a `Vec<Outcome>`: a shard records a pair as the
+/// Why a trait and not a vector of outcomes: a shard records a pair as the
 /// store finds it, so the two sides (about 200 bytes) are not pushed into
 /// a vector and drained from it again, two copies per pair that a profile
-/// put at about 3% of the server's cycles. Tests collect into a `Vec`.
+/// put at about 3% of the server's cycles. The tests collect them.
 pub trait Outcomes {
     fn pair(&mut self, client: ClientSide, server: ServerSide);
     fn to_peer(&mut self, client: ClientSide, peer: PeerNode);
-}
-
-impl Outcomes for Vec<Outcome> {
-    fn pair(&mut self, client: ClientSide, server: ServerSide) {
-        self.push(Outcome::Pair(client, server));
-    }
-
-    fn to_peer(&mut self, client: ClientSide, peer: PeerNode) {
-        self.push(Outcome::ToPeer(client, peer));
-    }
 }
 
 /// Counts of what happened to stored spans, shown by the API and `/metrics`.
@@ -315,6 +298,24 @@ mod tests {
     use super::*;
     use crate::graph::partial::NodeKind;
 
+    /// What pairing produced, as the tests collect it: the services on
+    /// either side, or the caller's service and its peer.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Pair(Arc<str>, Arc<str>),
+        ToPeer(Arc<str>, Arc<str>),
+    }
+
+    impl Outcomes for Vec<Outcome> {
+        fn pair(&mut self, client: ClientSide, server: ServerSide) {
+            self.push(Outcome::Pair(client.service, server.service));
+        }
+
+        fn to_peer(&mut self, client: ClientSide, peer: PeerNode) {
+            self.push(Outcome::ToPeer(client.service, peer.name));
+        }
+    }
+
     fn client(producer: bool, peer: Option<&str>) -> ClientSide {
         ClientSide {
             service: "a".into(),
@@ -353,7 +354,7 @@ mod tests {
         s.add_server(([1; 16], [1; 8]), server("b"), 0, &mut out);
         assert!(out.is_empty());
         s.add_client(([1; 16], [1; 8]), client(false, None), 5, &mut out);
-        assert_eq!(out.len(), 1);
+        assert_eq!(out, [Outcome::Pair("a".into(), "b".into())]);
         s.add_client(([2; 16], [1; 8]), client(false, None), 5, &mut out);
         s.add_server(([2; 16], [1; 8]), server("b"), 6, &mut out);
         assert_eq!(out.len(), 2);
@@ -385,7 +386,7 @@ mod tests {
         s.expire(999, &mut out);
         assert!(out.is_empty());
         s.expire(1000, &mut out);
-        assert!(matches!(&out[0], Outcome::ToPeer(_, p) if &*p.name == "geo"));
+        assert_eq!(out[0], Outcome::ToPeer("a".into(), "geo".into()));
         let c = s.counters();
         assert_eq!(
             (c.expired_to_virtual, c.expired_server, c.dropped, c.pending),
