@@ -2,9 +2,12 @@
 //!
 //! Data flow: a receiver hands a batch to [`Graph::ingest`], which splits it
 //! by trace id over the shards (one thread each, see [`shard`]). A read
-//! ([`Graph::view`]) asks every shard for its merged partial of the selected
-//! windows and merges those into a [`GraphView`].
+//! ([`Graph::view`]) asks every shard for a copy of its window in progress
+//! and its closed windows, shared, and merges those into a [`GraphView`] on
+//! the reader's thread (the closed ones once while they stay the same, see
+//! [`closed_merge`]).
 
+pub mod closed_merge;
 pub mod histogram;
 pub mod messaging;
 pub mod naming;
@@ -67,6 +70,8 @@ pub struct Graph {
     shards: Arc<[mpsc::Sender<Command>]>,
     gauges: Arc<[Arc<ShardGauges>]>,
     limits: Arc<Limits>,
+    /// The closed windows of the last read, merged (see [`closed_merge`]).
+    closed: Arc<closed_merge::ClosedMerge>,
 }
 
 /// Batches a shard may have queued before receivers wait (backpressure).
@@ -102,6 +107,7 @@ impl Graph {
             shards,
             gauges,
             limits,
+            closed: Arc::default(),
         }
     }
 
@@ -159,6 +165,7 @@ impl Graph {
         for shard in self.shards.iter() {
             let _ = shard.send(Command::Tick).await;
         }
+        self.closed.expire(now_ms());
     }
 
     /// Windows closed in every shard after index `after`, merged per index,
@@ -199,21 +206,42 @@ impl Graph {
 
     /// The merged graph over the selected windows.
     pub async fn view(&self, select: WindowSelect) -> GraphView {
-        let snapshots = self.snapshots(select).await;
-        merge_view(snapshots, select, self.settings().window_ms)
+        let (partial, pairing, start) = self.merged(select).await;
+        let now = now_ms();
+        let info = view::WindowInfo::new(select, self.settings().window_ms, start.min(now), now);
+        GraphView::build(&partial, info, pairing)
     }
 
     /// The selected windows merged into one partial (histograms and all),
     /// with the start of the earliest window covered: what SQL's live
     /// tables read.
     pub async fn partial(&self, select: WindowSelect) -> (partial::WindowPartial, u64) {
+        let (merged, _, start) = self.merged(select).await;
+        (merged, start.min(now_ms()))
+    }
+
+    /// The selected windows of every shard as one partial, with the
+    /// shards' pairing counters and the start of the earliest window. The
+    /// windows in progress are merged first, then the closed ones, whose
+    /// merge the last read may have left (see [`closed_merge`]).
+    async fn merged(
+        &self,
+        select: WindowSelect,
+    ) -> (partial::WindowPartial, pairing::PairingCounters, u64) {
+        let snapshots = self.snapshots(select).await;
         let mut merged = partial::WindowPartial::default();
+        let mut pairing = pairing::PairingCounters::default();
         let mut start = u64::MAX;
-        for s in self.snapshots(select).await {
-            s.merge_into(&mut merged);
+        for s in &snapshots {
+            merged.merge(&s.partial);
+            pairing.merge(&s.pairing);
             start = start.min(s.window_start_ms);
         }
-        (merged, start.min(now_ms()))
+        let shared: Vec<_> = snapshots.into_iter().flat_map(|s| s.shared).collect();
+        if !shared.is_empty() {
+            merged.merge(&self.closed.merged(&shared, now_ms()));
+        }
+        (merged, pairing, start)
     }
 
     async fn snapshots(&self, select: WindowSelect) -> Vec<ShardSnapshot> {
