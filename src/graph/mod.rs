@@ -207,9 +207,7 @@ impl Graph {
     /// The merged graph over the selected windows.
     pub async fn view(&self, select: WindowSelect) -> GraphView {
         let (partial, pairing, start) = self.merged(select).await;
-        let now = now_ms();
-        let info = view::WindowInfo::new(select, self.settings().window_ms, start.min(now), now);
-        GraphView::build(&partial, info, pairing)
+        view_of(&partial, pairing, start, select, self.settings().window_ms)
     }
 
     /// The selected windows merged into one partial (histograms and all),
@@ -317,22 +315,17 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
     }
 }
 
-/// Merges shard snapshots into one view.
-pub fn merge_view(
-    snapshots: Vec<ShardSnapshot>,
+/// The view of `partial`, merged from windows that start at `start_ms`.
+fn view_of(
+    partial: &partial::WindowPartial,
+    pairing: pairing::PairingCounters,
+    start_ms: u64,
     select: WindowSelect,
     window_ms: u64,
 ) -> GraphView {
-    let mut partial = partial::WindowPartial::default();
-    let mut pairing = pairing::PairingCounters::default();
-    let mut start = u64::MAX;
-    for s in &snapshots {
-        s.merge_into(&mut partial);
-        pairing.merge(&s.pairing);
-        start = start.min(s.window_start_ms);
-    }
-    let info = view::WindowInfo::new(select, window_ms, start.min(now_ms()), now_ms());
-    GraphView::build(&partial, info, pairing)
+    let now = now_ms();
+    let info = view::WindowInfo::new(select, window_ms, start_ms.min(now), now);
+    GraphView::build(partial, info, pairing)
 }
 
 /// A graph built in the caller's thread, for offline imports and benchmarks.
@@ -368,6 +361,15 @@ impl OfflineGraph {
     pub fn finish(mut self) -> GraphView {
         self.shard.flush(now_ms());
         let snapshot = self.shard.snapshot(WindowSelect::All);
-        merge_view(vec![snapshot], WindowSelect::All, self.window_ms)
+        let mut all = partial::WindowPartial::default();
+        snapshot.merge_into(&mut all);
+        let start = snapshot.window_start_ms;
+        view_of(
+            &all,
+            snapshot.pairing,
+            start,
+            WindowSelect::All,
+            self.window_ms,
+        )
     }
 }
