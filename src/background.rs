@@ -50,6 +50,47 @@ pub fn lower_priority() {
     }
 }
 
+/// Puts the calling thread under `SCHED_BATCH`, or back under the normal
+/// policy (Linux; elsewhere nothing happens). Under `SCHED_BATCH` the
+/// kernel never lets the thread preempt a thread it wakes; only the
+/// scheduler tick does. Its weight (nice 0) is unchanged, so it keeps its
+/// share of a busy core. The graph's shards use it (see
+/// `graph::Turns`): a receiver hands its batch to a shard before it answers
+/// the export call, and a shard woken by that hand-off took the core at
+/// once, so every answer waited for its batch's aggregation.
+pub fn batch_policy(on: bool) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the pointer is to a live `sched_param`; with pid 0 Linux
+    // applies the policy to the calling thread only.
+    unsafe {
+        let policy = if on {
+            libc::SCHED_BATCH
+        } else {
+            libc::SCHED_OTHER
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, policy, &param) != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "thread keeps its scheduling policy"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = on;
+}
+
+/// Whether the calling thread runs under `SCHED_BATCH` (for tests).
+pub fn is_batch_policy() -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_getscheduler takes no pointers.
+    unsafe {
+        libc::sched_getscheduler(0) == libc::SCHED_BATCH
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 /// The nice value of the calling thread (for tests and diagnostics).
 pub fn current_nice() -> i32 {
     #[cfg(target_os = "linux")]
@@ -189,6 +230,18 @@ mod tests {
             matches!(failed, Err(BackgroundError::Panicked(_))),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn the_batch_policy_is_the_calling_threads_own() {
+        let batch = std::thread::spawn(|| {
+            batch_policy(true);
+            let on = is_batch_policy();
+            batch_policy(false);
+            (on, is_batch_policy())
+        });
+        assert_eq!(batch.join().unwrap(), (cfg!(target_os = "linux"), false));
+        assert!(!is_batch_policy(), "the caller's policy is unchanged");
     }
 
     #[tokio::test]

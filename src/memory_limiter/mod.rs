@@ -125,8 +125,18 @@ impl MemoryLimiter {
     /// Measures once and sets the refusing state; returns it. Called every
     /// `check_interval` by [`MemoryLimiter::run`], and by tests that need the
     /// state to follow a [`ManualProbe`] without waiting for the timer.
+    ///
+    /// Under the soft limit the cheap bound is the measure (and the gauge);
+    /// at or over it, the exact one decides.
     pub fn check(&self) -> bool {
-        let Some(mut used) = self.probe.used_bytes() else {
+        let measured = self.probe.resident_bytes().and_then(|bound| {
+            if bound < self.limits.soft_bytes {
+                Some(bound)
+            } else {
+                self.probe.used_bytes()
+            }
+        });
+        let Some(mut used) = measured else {
             // Unmeasurable: admit rather than refuse on a guess.
             self.refusing.store(false, Ordering::Relaxed);
             return false;
@@ -205,7 +215,7 @@ impl MemoryLimiter {
 mod tests {
     use super::*;
 
-    fn limiter(probe: Arc<ManualProbe>) -> MemoryLimiter {
+    fn limiter(probe: Arc<dyn MemoryProbe>) -> MemoryLimiter {
         let config: MemoryLimiterConfig =
             serde_yaml_ng::from_str("limit_mib: 100\nspike_limit_mib: 20\nretry_after: 2s")
                 .unwrap();
@@ -275,6 +285,49 @@ mod tests {
         probe.used.set(120 << 20);
         assert!(l.check(), "90 MiB after reclaiming is over the soft limit");
         assert!(l.admit("otlp_grpc").is_err());
+    }
+
+    /// The exact measure (in production a walk of every page table) is
+    /// read only when the cheap bound reaches the soft limit, and then it
+    /// decides.
+    #[test]
+    fn reads_the_exact_measure_only_at_the_soft_limit() {
+        struct TwoReadings {
+            resident: ManualProbe,
+            used: ManualProbe,
+            exact_reads: AtomicU64,
+        }
+        impl MemoryProbe for TwoReadings {
+            fn used_bytes(&self) -> Option<u64> {
+                self.exact_reads.fetch_add(1, Ordering::Relaxed);
+                self.used.used_bytes()
+            }
+            fn resident_bytes(&self) -> Option<u64> {
+                self.resident.used_bytes()
+            }
+        }
+        let probe = Arc::new(TwoReadings {
+            resident: ManualProbe::new(70 << 20),
+            used: ManualProbe::new(60 << 20),
+            exact_reads: AtomicU64::new(0),
+        });
+        let l = limiter(probe.clone());
+        assert!(!l.check());
+        assert_eq!(probe.exact_reads.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            l.used.load(Ordering::Relaxed),
+            70 << 20,
+            "the bound is the measure"
+        );
+        // Over the soft limit by the bound, under it by the exact measure.
+        probe.resident.set(90 << 20);
+        assert!(!l.check());
+        assert_eq!(probe.exact_reads.load(Ordering::Relaxed), 1);
+        assert_eq!(l.used.load(Ordering::Relaxed), 60 << 20);
+        // Over by both: refused, on the exact figure.
+        probe.used.set(85 << 20);
+        assert!(l.check());
+        assert_eq!(l.admit("otlp_grpc").unwrap_err().used_bytes, 85 << 20);
     }
 
     #[test]

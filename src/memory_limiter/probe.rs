@@ -19,6 +19,13 @@ pub trait MemoryProbe: Send + Sync {
     /// then admits everything rather than refusing on a guess).
     fn used_bytes(&self) -> Option<u64>;
 
+    /// A bound on [`Self::used_bytes`] from above that is cheap to read;
+    /// the limiter asks for the exact figure only when this bound reaches
+    /// the soft limit. The exact figure by default.
+    fn resident_bytes(&self) -> Option<u64> {
+        self.used_bytes()
+    }
+
     /// Frees what can be freed before the limiter measures again; called
     /// when a measure is over the soft limit. Nothing by default.
     fn reclaim(&self) {}
@@ -29,18 +36,28 @@ pub trait MemoryProbe: Send + Sync {
 /// (`LazyFree` in `/proc/self/smaps_rollup`): the kernel reclaims those
 /// before it runs out of memory, so they are not memory in use (see
 /// [`tune_allocator`]).
+///
+/// RSS alone is the cheap bound ([`MemoryProbe::resident_bytes`]): reading
+/// `smaps_rollup` walks every page table of the process in the kernel, 0.7
+/// to 2 ms here, where nothing preempts it. Read every second on the
+/// receivers' thread, that walk was the largest single stall of export
+/// calls at half load on one core (see `docs/performance.md`, *Latency*).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessRss;
 
 impl MemoryProbe for ProcessRss {
     fn used_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let rss = kib_field(&status, "VmRSS:")?;
+        let rss = self.resident_bytes()?;
         let lazy = std::fs::read_to_string("/proc/self/smaps_rollup")
             .ok()
             .and_then(|rollup| kib_field(&rollup, "LazyFree:"))
             .unwrap_or(0);
-        Some(rss.saturating_sub(lazy) * 1024)
+        Some(rss.saturating_sub(lazy * 1024))
+    }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        Some(kib_field(&status, "VmRSS:")? * 1024)
     }
 
     /// The Collector forces a garbage collection here; the nearest thing in
