@@ -50,44 +50,35 @@ pub fn lower_priority() {
     }
 }
 
-/// Puts the calling thread under `SCHED_BATCH`, or back under the normal
-/// policy (Linux; elsewhere nothing happens). Under `SCHED_BATCH` the
-/// kernel never lets the thread preempt a thread it wakes; only the
-/// scheduler tick does. Its weight (nice 0) is unchanged, so it keeps its
-/// share of a busy core. The graph's shards use it (see
-/// `graph::Turns`): a receiver hands its batch to a shard before it answers
-/// the export call, and a shard woken by that hand-off took the core at
-/// once, so every answer waited for its batch's aggregation.
-pub fn batch_policy(on: bool) {
-    #[cfg(target_os = "linux")]
+/// Puts the calling thread under `SCHED_BATCH` (Linux with glibc;
+/// elsewhere nothing happens). A `SCHED_BATCH` thread that is woken does
+/// not preempt the thread running on its core; it waits for that thread to
+/// block or for the scheduler tick. Its weight (nice 0) is unchanged, so it
+/// keeps its share of a busy core, and a normal thread that wakes still
+/// preempts it. For the graph's shards (see `graph::share_core`).
+pub fn batch_policy() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: the pointer is to a live `sched_param`; with pid 0 Linux
     // applies the policy to the calling thread only.
     unsafe {
-        let policy = if on {
-            libc::SCHED_BATCH
-        } else {
-            libc::SCHED_OTHER
-        };
         let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, policy, &param) != 0 {
+        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) != 0 {
             tracing::debug!(
                 error = %std::io::Error::last_os_error(),
                 "thread keeps its scheduling policy"
             );
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = on;
 }
 
 /// Whether the calling thread runs under `SCHED_BATCH` (for tests).
 pub fn is_batch_policy() -> bool {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: sched_getscheduler takes no pointers.
     unsafe {
         libc::sched_getscheduler(0) == libc::SCHED_BATCH
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     false
 }
 
@@ -232,16 +223,23 @@ mod tests {
         );
     }
 
+    /// The policy is the calling thread's alone: checked while the other
+    /// thread still runs under it.
     #[test]
     fn the_batch_policy_is_the_calling_threads_own() {
-        let batch = std::thread::spawn(|| {
-            batch_policy(true);
-            let on = is_batch_policy();
-            batch_policy(false);
-            (on, is_batch_policy())
+        let (set, is_set) = std::sync::mpsc::channel();
+        let (checked, is_checked) = std::sync::mpsc::channel::<()>();
+        let batch = std::thread::spawn(move || {
+            batch_policy();
+            set.send(is_batch_policy()).unwrap();
+            is_checked.recv().unwrap();
+            is_batch_policy()
         });
-        assert_eq!(batch.join().unwrap(), (cfg!(target_os = "linux"), false));
+        let supported = cfg!(all(target_os = "linux", target_env = "gnu"));
+        assert_eq!(is_set.recv().unwrap(), supported);
         assert!(!is_batch_policy(), "the caller's policy is unchanged");
+        checked.send(()).unwrap();
+        assert_eq!(batch.join().unwrap(), supported, "and the thread keeps it");
     }
 
     #[tokio::test]

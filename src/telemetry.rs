@@ -131,7 +131,7 @@ impl Telemetry {
         );
         registry.register(
             "memory_limiter_bytes",
-            "Memory limiter: RSS at the last check (used), its soft and hard limits, in bytes",
+            "Memory limiter: memory in use at the last check (used: RSS below the soft limit, RSS less lazily freed pages at or over it), its soft and hard limits, in bytes",
             t.memory.clone(),
         );
         registry.register(

@@ -293,7 +293,7 @@ fn shard_of(trace_id: &[u8; 16], shards: usize) -> usize {
 }
 
 fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGauges) {
-    let mut turns = Turns::start();
+    crate::background::batch_policy();
     while let Some(command) = rx.blocking_recv() {
         let now = now_ms();
         match command {
@@ -301,7 +301,7 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
                 spans.iter().for_each(|s| shard.ingest(s, now));
                 shard.read_quiet_traces(now);
                 crate::model::buffers::give(spans);
-                turns.after_batch(rx.len());
+                share_core(rx.len());
             }
             Command::Tick => shard.tick(now),
             Command::Snapshot(select, reply) => {
@@ -317,51 +317,29 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
     }
 }
 
-/// How a shard thread shares a core with the receivers that feed it.
+/// Gives the core back to the receivers after a batch while the shard
+/// keeps up; `queued` is the commands still waiting.
 ///
-/// Two ways, by how far behind the shard is. Keeping up (no batch left
-/// queued), it runs under `SCHED_BATCH` ([`crate::background::batch_policy`]):
-/// a receiver's hand-off no longer hands it the core, so the receiver
-/// answers the export call first and the shard aggregates when the
-/// receiver waits for the network; and when the tick gives it the core
-/// anyway, it gives it back after each batch while batches are queued
-/// (measured on one core: `docs/performance.md`, *Latency*). Behind ([`BEHIND`] batches queued, the receivers flat out), it runs
-/// under the normal policy and takes the core when woken, as before: a
-/// batch is then aggregated right after it was decoded, while its spans
-/// are still in the cache. Under `SCHED_BATCH` flat out, the shard ran
-/// only when the receivers stalled on a full queue, on batches decoded
-/// long before, and the core moved about 6% fewer spans.
-struct Turns {
-    batch: bool,
+/// Shards run under `SCHED_BATCH` ([`crate::background::batch_policy`]).
+/// A receiver hands its batch to a shard before it answers the export
+/// call, and a shard woken by that hand-off took the core at once, so
+/// every answer waited for its batch's aggregation; woken under
+/// `SCHED_BATCH`, the shard waits until the receiver blocks on the
+/// network, after it answered. When the scheduler tick hands the shard the
+/// core anyway and little is queued, the receiver may still have answers
+/// to write, so the shard yields after the batch. From [`BEHIND`] commands
+/// queued (the receivers flat out) it does not: yielding after every
+/// batch made the receivers and the shard take turns batch by batch
+/// (36 k thread switches in 10 s against 3 k), and the core moved about
+/// 6% fewer spans. Measured on one core: `docs/performance.md`, *Latency*.
+fn share_core(queued: usize) {
+    if (1..BEHIND).contains(&queued) {
+        std::thread::yield_now();
+    }
 }
 
-/// Queued batches from which a shard counts as behind (see [`Turns`]).
+/// Commands queued from which a shard counts as behind (see [`share_core`]).
 const BEHIND: usize = 2;
-
-impl Turns {
-    fn start() -> Turns {
-        crate::background::batch_policy(true);
-        Turns { batch: true }
-    }
-
-    /// After a batch, with `queued` batches still waiting.
-    fn after_batch(&mut self, queued: usize) {
-        if queued >= BEHIND {
-            self.set(false);
-        } else if queued == 0 {
-            self.set(true);
-        } else if self.batch {
-            std::thread::yield_now();
-        }
-    }
-
-    fn set(&mut self, batch: bool) {
-        if self.batch != batch {
-            crate::background::batch_policy(batch);
-            self.batch = batch;
-        }
-    }
-}
 
 /// The view of `partial`, merged from windows that start at `start_ms`.
 fn view_of(

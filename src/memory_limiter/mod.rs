@@ -133,7 +133,8 @@ impl MemoryLimiter {
             if bound < self.limits.soft_bytes {
                 Some(bound)
             } else {
-                self.probe.used_bytes()
+                // Unreadable, the bound decides: it errs on the safe side.
+                self.probe.used_bytes().or(Some(bound))
             }
         });
         let Some(mut used) = measured else {
@@ -319,10 +320,14 @@ mod tests {
             70 << 20,
             "the bound is the measure"
         );
-        // Over the soft limit by the bound, under it by the exact measure.
-        probe.resident.set(90 << 20);
+        // At the soft limit by the bound, under it by the exact measure.
+        probe.resident.set(80 << 20);
         assert!(!l.check());
         assert_eq!(probe.exact_reads.load(Ordering::Relaxed), 1);
+        assert_eq!(l.used.load(Ordering::Relaxed), 60 << 20);
+        probe.resident.set(90 << 20);
+        assert!(!l.check());
+        assert_eq!(probe.exact_reads.load(Ordering::Relaxed), 2);
         assert_eq!(l.used.load(Ordering::Relaxed), 60 << 20);
         // Over by both: refused, on the exact figure.
         probe.used.set(85 << 20);
