@@ -331,7 +331,7 @@ fn run_shard(mut shard: Shard, mut rx: mpsc::Receiver<Command>, gauges: &ShardGa
 /// queued (the receivers flat out) it does not: yielding after every
 /// batch made the receivers and the shard take turns batch by batch
 /// (36 k thread switches in 10 s against 3 k), and the core moved about
-/// 6% fewer spans. Measured on one core: `docs/performance.md`, *Latency*.
+/// 8% fewer spans. Measured on one core: `docs/performance.md`, *Latency*.
 fn share_core(queued: usize) {
     if (1..BEHIND).contains(&queued) {
         std::thread::yield_now();
