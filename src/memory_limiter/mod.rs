@@ -335,6 +335,28 @@ mod tests {
         assert_eq!(l.admit("otlp_grpc").unwrap_err().used_bytes, 85 << 20);
     }
 
+    /// When only the exact read fails, the bound decides: over the soft
+    /// limit it refuses, erring on the safe side.
+    #[test]
+    fn the_bound_decides_when_the_exact_read_fails() {
+        struct BoundOnly(ManualProbe);
+        impl MemoryProbe for BoundOnly {
+            fn used_bytes(&self) -> Option<u64> {
+                None
+            }
+            fn resident_bytes(&self) -> Option<u64> {
+                self.0.used_bytes()
+            }
+        }
+        let probe = Arc::new(BoundOnly(ManualProbe::new(90 << 20)));
+        let l = limiter(probe.clone());
+        assert!(l.check(), "90 MiB by the bound is over the soft limit");
+        assert_eq!(l.admit("otlp_grpc").unwrap_err().used_bytes, 90 << 20);
+        probe.0.set(50 << 20);
+        assert!(!l.check());
+        assert!(l.admit("otlp_grpc").is_ok());
+    }
+
     #[test]
     fn an_unreadable_probe_admits() {
         struct Blind;
