@@ -129,12 +129,12 @@ impl MemoryLimiter {
     /// Under the soft limit the cheap bound is the measure (and the gauge);
     /// at or over it, the exact one decides.
     pub fn check(&self) -> bool {
-        let measured = self.probe.resident_bytes().and_then(|bound| {
+        let measured = self.probe.resident_bytes().map(|bound| {
             if bound < self.limits.soft_bytes {
-                Some(bound)
+                bound
             } else {
                 // Unreadable, the bound decides: it errs on the safe side.
-                self.probe.used_bytes().or(Some(bound))
+                self.probe.used_bytes().unwrap_or(bound)
             }
         });
         let Some(mut used) = measured else {
