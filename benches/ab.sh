@@ -25,9 +25,12 @@
 # second over A's (above 1, B costs less per span).
 set -euo pipefail
 
+[ $# -eq 2 ] || { echo "usage: benches/ab.sh BUILD_A BUILD_B" >&2; exit 2; }
+# Resolved before the cd below, so relative paths name what the caller meant.
+BUILD_A=$(realpath "$1")
+BUILD_B=$(realpath "$2")
 cd "$(dirname "$0")/.."
 . benches/common.sh
-[ $# -eq 2 ] || { echo "usage: benches/ab.sh BUILD_A BUILD_B" >&2; exit 2; }
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-12}
 CONCURRENCY=${CONCURRENCY:-8}
@@ -35,12 +38,14 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 PORT=${PORT:-47310}
 [ "$SECONDS_EACH" -ge 6 ] || { echo "ab.sh: SECONDS_EACH must be at least 6" >&2; exit 2; }
+[ "$ROUNDS" -ge 1 ] || { echo "ab.sh: ROUNDS must be at least 1" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "ab.sh: needs taskset (util-linux)" >&2; exit 1; }
 
 DATA=$(mktemp -d)
 PIDS=()
+LOADS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${LOADS[@]}" "${PIDS[@]}"; do stop_pid "$pid"; done
   rm -rf "$DATA"
 }
 trap cleanup EXIT
@@ -49,12 +54,19 @@ trap cleanup EXIT
 # load generators read 1.5% more spans per CPU second than its twin (two
 # copies of one build, six runs), most likely from the code pages the two
 # processes then share.
-cp "$1" "$DATA/a"
-cp "$2" "$DATA/b"
-cp "$1" "$DATA/loadgen"
+cp "$BUILD_A" "$DATA/a"
+cp "$BUILD_B" "$DATA/b"
+cp "$BUILD_A" "$DATA/loadgen"
 
 # start BINARY BASE: a server on 127.0.0.1:BASE (gRPC), BASE+1, BASE+2 (API).
 start() {
+  local port
+  for port in "$2" "$(($2 + 1))" "$(($2 + 2))"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "ab.sh: port $port is already in use (set PORT)" >&2
+      exit 1
+    fi
+  done
   env FAULTLINE_GRPC_ENDPOINT=127.0.0.1:$2 FAULTLINE_HTTP_ENDPOINT=127.0.0.1:$(($2 + 1)) \
     FAULTLINE_API_ENDPOINT=127.0.0.1:$(($2 + 2)) FAULTLINE_PROXY_ENDPOINT=127.0.0.1:0 \
     FAULTLINE_DATA_DIR="$DATA/data-$2" FAULTLINE_LOG=warn \
@@ -84,11 +96,11 @@ pair() {
   wait_for_port "$((one + 2))" "$DATA"/log-*
   wait_for_port "$two" "$DATA"/log-*
   wait_for_port "$((two + 2))" "$DATA"/log-*
-  local loads=()
+  LOADS=()
   for base in "$one" "$two"; do
     taskset -c "$LOADGEN_CPU" "$DATA/loadgen" loadgen --endpoint "http://127.0.0.1:$base" \
-      --duration "${SECONDS_EACH}s" --concurrency "$CONCURRENCY" >/dev/null 2>&1 &
-    loads+=($!)
+      --duration "${SECONDS_EACH}s" --concurrency "$CONCURRENCY" >"$DATA/load-$base" 2>&1 &
+    LOADS+=($!)
   done
   # The window leaves out each load generator's start and end.
   sleep 1
@@ -98,17 +110,26 @@ pair() {
   sleep $((SECONDS_EACH - 3))
   c1="$c1 $(cpu_ticks "${PIDS[0]}")"; c2="$c2 $(cpu_ticks "${PIDS[1]}")"
   s1="$s1 $(accepted "$one")"; s2="$s2 $(accepted "$two")"
-  wait "${loads[@]}" || true
+  wait "${LOADS[@]}" || true
+  LOADS=()
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   PIDS=()
-  rm -rf "$DATA"/data-* "$DATA"/log-*
-  python3 - "$(getconf CLK_TCK)" "$c1" "$c2" "$s1" "$s2" >"$DATA/pair" <<'EOF'
+  local status=0
+  python3 - "$(getconf CLK_TCK)" "$c1" "$c2" "$s1" "$s2" >"$DATA/pair" <<'EOF' || status=$?
 import sys
 hz = float(sys.argv[1])
 c1, c2, s1, s2 = ([float(x) for x in a.split()] for a in sys.argv[2:])
-rate = lambda c, s: (s[1] - s[0]) / max((c[1] - c[0]) / hz, 1e-9)
+for c, s, side in ((c1, s1, "first"), (c2, s2, "second")):
+    if s[1] <= s[0] or c[1] <= c[0]:
+        sys.exit(f"ab.sh: the {side} server accepted no spans or used no CPU in the window")
+rate = lambda c, s: (s[1] - s[0]) / ((c[1] - c[0]) / hz)
 print(f"{rate(c1, s1):.0f} {rate(c2, s2):.0f}")
 EOF
+  if [ $status -ne 0 ]; then
+    cat "$DATA"/log-* "$DATA"/load-* >&2
+    exit $status
+  fi
+  rm -rf "$DATA"/data-* "$DATA"/log-* "$DATA"/load-*
 }
 
 ratios=()

@@ -41,16 +41,17 @@ pub fn decode(body: &[u8]) -> Result<Batch, DecodeError> {
 
 /// [`decode`], with the wire error unwrapped (for tests and benchmarks).
 pub fn decode_wire(body: &[u8]) -> Result<Batch, WireError> {
-    // A vector from the pool, of whatever size the last request needed:
-    // SDKs send requests of one size, so it nearly always has room, and
-    // counting first (a pass over every span's key and length, about 2% of
-    // the server's cycles) is left to a request that outgrows it.
+    // Room for as many spans as this thread's last request had: SDKs send
+    // requests of one size, so it nearly always suffices, and counting
+    // first (a pass over every span's key and length, about 2% of the
+    // server's cycles) is left to a request that outgrows it.
     let batch = Batch {
-        spans: crate::model::buffers::take(0),
+        spans: crate::model::buffers::take(LAST_SPANS.get()),
         ..Batch::default()
     };
     let mut decoder = FastDecoder {
         body,
+        counted: false,
         batch,
         resource_attrs: Vec::new(),
         names: Vec::new(),
@@ -64,13 +65,21 @@ pub fn decode_wire(body: &[u8]) -> Result<Batch, WireError> {
             r.field(&REQUEST, tag, wt, TOP)?;
         }
     }
+    LAST_SPANS.set(decoder.batch.spans.len());
     Ok(decoder.batch)
+}
+
+thread_local! {
+    /// Spans in the last request this thread decoded (see [`decode_wire`]).
+    static LAST_SPANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Counts the spans in a request by their keys and lengths alone, so the
 /// batch grows once: growing it by doubling copied each 500-byte
 /// span twice on average (the largest share of the decoder's memory
-/// traffic). Errors end the count; the decoding pass reports them.
+/// traffic). Errors and groups end the count, which is then short: the
+/// decoding pass reports the errors and skips the groups, and grows the
+/// batch as it goes (see [`FastDecoder::make_room`]).
 fn count_spans(body: &[u8], level: u8) -> usize {
     let mut r = Reader::new(body);
     let mut count = 0;
@@ -103,6 +112,8 @@ const TOP: u32 = 100;
 struct FastDecoder<'a> {
     /// The whole request, counted if the batch runs out of room.
     body: &'a [u8],
+    /// Whether it was: a count cut short (by a group) is not repeated.
+    counted: bool,
     batch: Batch,
     /// The current resource's attributes, in wire order (reused per resource).
     resource_attrs: Vec<(&'a str, Value<'a>)>,
@@ -116,11 +127,18 @@ struct FastDecoder<'a> {
 const MAX_INTERNED_NAMES: usize = 32;
 
 impl<'a> FastDecoder<'a> {
-    /// Room for the rest of the request's spans, counted now that the
-    /// pool's vector is full: one exact growth instead of doublings.
+    /// Room for the rest of the request's spans, counted the first time
+    /// the vector is full: one exact growth instead of doublings. Past a
+    /// count that fell short, the vector doubles as usual; counting again
+    /// for each span would make such a request cost its square.
     #[cold]
     fn make_room(&mut self) {
         let spans = &mut self.batch.spans;
+        if self.counted {
+            spans.reserve(1);
+            return;
+        }
+        self.counted = true;
         let rest = count_spans(self.body, 0).saturating_sub(spans.len());
         spans.reserve_exact(rest.max(1));
     }
@@ -467,6 +485,21 @@ fn canonical_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>
     a.buf.is_empty().then_some((key, Some(value)))
 }
 
+/// The start both shortcuts share: the key (field 1) with a one-byte
+/// length, then at least the four bytes of the shortest value, whose field
+/// (from its key on) comes second. `None` past the nesting limit.
+#[inline(always)]
+fn short_key(body: &[u8], ctx: u32) -> Option<(&[u8], &[u8])> {
+    let [0x0a, key_len, rest @ ..] = body else {
+        return None;
+    };
+    let key_len = usize::from(*key_len);
+    if key_len >= 0x80 || ctx == 0 || rest.len() < key_len + 4 {
+        return None;
+    }
+    Some(rest.split_at(key_len))
+}
+
 /// The canonical shape again, for the commonest case of all: a key and a
 /// string value each shorter than 128 bytes, so every length is one byte and
 /// the whole attribute is read by indexing. This is most attributes of most
@@ -476,14 +509,7 @@ fn canonical_key_value(body: &[u8], ctx: u32) -> Option<(&str, Option<Value<'_>>
 fn short_key_value(body: &[u8], ctx: u32) -> Option<(&str, Value<'_>)> {
     // key (field 1, bytes) | key_len | key | value (field 2) | any_len |
     // string_value (field 1, bytes) | str_len | str
-    let [0x0a, key_len, rest @ ..] = body else {
-        return None;
-    };
-    let key_len = usize::from(*key_len);
-    if key_len >= 0x80 || ctx == 0 || rest.len() < key_len + 4 {
-        return None;
-    }
-    let (key, value) = rest.split_at(key_len);
+    let (key, value) = short_key(body, ctx)?;
     let [0x12, any_len, 0x0a, str_len, text @ ..] = value else {
         return None;
     };
@@ -517,14 +543,7 @@ fn short_key_value(body: &[u8], ctx: u32) -> Option<(&str, Value<'_>)> {
 fn short_key_int(body: &[u8], ctx: u32) -> Option<(&str, Value<'_>)> {
     // key (field 1, bytes) | key_len | key | value (field 2) | any_len |
     // int_value (field 3, varint) | varint
-    let [0x0a, key_len, rest @ ..] = body else {
-        return None;
-    };
-    let key_len = usize::from(*key_len);
-    if key_len >= 0x80 || ctx == 0 || rest.len() < key_len + 4 {
-        return None;
-    }
-    let (key, value) = rest.split_at(key_len);
+    let (key, value) = short_key(body, ctx)?;
     let [0x12, any_len, 0x18, varint @ ..] = value else {
         return None;
     };
@@ -644,6 +663,47 @@ mod tests {
         );
         let unterminated = [0x4b, 0x08, 0x01];
         assert!(decode_wire(&unterminated).is_err());
+    }
+
+    #[test]
+    fn a_request_whose_count_falls_short_is_decoded_whole() {
+        // Two resources of spans with a group between them: the count
+        // stops at the group, so it finds 3 spans of 43.
+        let wrap = |tag: u8, body: &[u8]| {
+            let mut out = vec![tag];
+            out.extend_from_slice(&varint(body.len() as u64));
+            out.extend_from_slice(body);
+            out
+        };
+        let resource = |first: u8, spans: u8| {
+            let mut scope = Vec::new();
+            for id in first..first + spans {
+                let mut span = wrap(0x0a, &[7; 16]);
+                span.extend_from_slice(&wrap(0x12, &[id; 8]));
+                span.push(KEY_START);
+                span.extend_from_slice(&5u64.to_le_bytes());
+                span.push(KEY_END);
+                span.extend_from_slice(&9u64.to_le_bytes());
+                scope.extend_from_slice(&wrap(0x12, &span));
+            }
+            wrap(0x0a, &wrap(0x12, &scope))
+        };
+        let mut body = resource(1, 3);
+        body.extend_from_slice(&[0x4b, 0x08, 0x01, 0x4c]);
+        body.extend_from_slice(&resource(4, 6));
+        body.extend_from_slice(&resource(10, 6));
+        body.extend_from_slice(&resource(16, 6));
+        body.extend_from_slice(&resource(22, 6));
+        body.extend_from_slice(&resource(28, 6));
+        body.extend_from_slice(&resource(34, 6));
+        body.extend_from_slice(&resource(40, 4));
+        assert_eq!(count_spans(&body, 0), 3);
+        let fast = decode_wire(&body).expect("valid");
+        let reference = super::super::otlp_proto::decode_request(&body)
+            .map(super::super::otlp_proto::to_batch)
+            .expect("valid");
+        assert_eq!(fast.spans.len(), 43);
+        assert_eq!(fast.spans, reference.spans);
     }
 
     #[test]
