@@ -109,8 +109,8 @@ fn main() {
 /// `faultline serve` a request's bytes were just written into its buffer
 /// and sit in the cache. Timing the cold read charged the decoder's first
 /// pass over each request (`count_spans`, 14% of the loop's cache misses)
-/// with a cost the server does not pay there (that pass is gone since;
-/// the first touch is now the decoding's own). `STEADY_COLD_BODIES=1`
+/// with a cost the server does not pay there (that pass now runs only for
+/// a request larger than its thread's last one). `STEADY_COLD_BODIES=1`
 /// decodes the generated requests in place, as this bench did before.
 fn arrive<'b>(body: &[u8], buffer: &'b mut Vec<u8>) -> &'b [u8] {
     buffer.clear();

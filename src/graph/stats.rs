@@ -104,7 +104,7 @@ impl Latency {
     }
 
     /// The first value, or the one past [`FEW`] that makes the histogram.
-    /// A call of its own: inlined, its frame (about 600 bytes and five
+    /// A call of its own: inlined, its frame (560 bytes and five
     /// saved registers, for the buckets it sorts) was set up on every
     /// record, and that prologue held a tenth of the records' samples.
     #[cold]
