@@ -790,9 +790,34 @@ mod tests {
             assert_eq!(fast.spans, reference.spans, "{n}");
             assert_eq!(fast.spans[0].attributes.http_status_code, Some(n), "{n}");
         }
-        // A varint cut short inside its value, one followed by a stray byte
-        // (field 0), and a key that is not UTF-8: refused by both decoders,
-        // not read by the shortcut.
+        // Shapes at the edges, each read as prost reads it: an over-long
+        // zero (by the shortcut), a ten-byte value and two integers, the
+        // last of which wins (by the general path).
+        for (any, n) in [
+            (&[0x18, 0x80, 0x00][..], 0),
+            (
+                &[
+                    0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00,
+                ][..],
+                i64::MAX,
+            ),
+            (&[0x18, 0x05, 0x18, 0x07][..], 7),
+        ] {
+            let body = one_attribute("http.response.status_code", any);
+            let fast = decode_wire(&body).expect("valid");
+            let reference = super::super::otlp_proto::decode_request(&body)
+                .map(super::super::otlp_proto::to_batch)
+                .expect("valid");
+            assert_eq!(fast.spans, reference.spans, "{any:?}");
+            assert_eq!(
+                fast.spans[0].attributes.http_status_code,
+                Some(n),
+                "{any:?}"
+            );
+        }
+        // Two varints cut short inside their value and one followed by a
+        // stray byte (field 0): refused by both decoders, not read by the
+        // shortcut. A key that is not UTF-8 follows.
         for (key, any) in [
             ("http.response.status_code", &[0x18, 0x80][..]),
             ("http.response.status_code", &[0x18, 0xc8, 0x81][..]),
