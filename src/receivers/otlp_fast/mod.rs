@@ -669,12 +669,6 @@ mod tests {
     fn a_request_whose_count_falls_short_is_decoded_whole() {
         // Two resources of spans with a group between them: the count
         // stops at the group, so it finds 3 spans of 43.
-        let wrap = |tag: u8, body: &[u8]| {
-            let mut out = vec![tag];
-            out.extend_from_slice(&varint(body.len() as u64));
-            out.extend_from_slice(body);
-            out
-        };
         let resource = |first: u8, spans: u8| {
             let mut scope = Vec::new();
             for id in first..first + spans {
@@ -699,9 +693,7 @@ mod tests {
         body.extend_from_slice(&resource(40, 4));
         assert_eq!(count_spans(&body, 0), 3);
         let fast = decode_wire(&body).expect("valid");
-        let reference = super::super::otlp_proto::decode_request(&body)
-            .map(super::super::otlp_proto::to_batch)
-            .expect("valid");
+        let reference = reference(&body).expect("valid");
         assert_eq!(fast.spans.len(), 43);
         assert_eq!(fast.spans, reference.spans);
     }
@@ -733,28 +725,29 @@ mod tests {
         let kv = attr("peer.service", "b");
         span.extend_from_slice(&[KEY_ATTRIBUTE, kv.len() as u8]);
         span.extend_from_slice(&kv);
-        let wrap = |tag: u8, body: &[u8]| {
-            let mut out = vec![tag, body.len() as u8];
-            out.extend_from_slice(body);
-            out
-        };
         let body = wrap(0x0a, &wrap(0x12, &wrap(0x12, &span)));
         let fast = decode_wire(&body).expect("valid");
-        let reference = super::super::otlp_proto::decode_request(&body)
-            .map(super::super::otlp_proto::to_batch)
-            .expect("valid");
+        let reference = reference(&body).expect("valid");
         assert_eq!(fast.spans, reference.spans);
         assert_eq!(fast.spans[0].span_id, [2; 8]);
         assert_eq!(fast.spans[0].attributes.peer_service(), Some("b"));
     }
 
+    /// A field of `tag` (a key byte) holding `body`, length first.
+    fn wrap(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&varint(body.len() as u64));
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// What the prost reference decodes from `body`.
+    fn reference(body: &[u8]) -> Result<Batch, super::super::DecodeError> {
+        super::super::otlp_proto::decode_request(body).map(super::super::otlp_proto::to_batch)
+    }
+
     /// A request of one span whose one attribute's `AnyValue` is `any`.
     fn one_attribute(key: &str, any: &[u8]) -> Vec<u8> {
-        let wrap = |tag: u8, body: &[u8]| {
-            let mut out = vec![tag, body.len() as u8];
-            out.extend_from_slice(body);
-            out
-        };
         let mut kv = wrap(0x0a, key.as_bytes());
         kv.extend_from_slice(&wrap(0x12, any));
         let mut span = wrap(0x0a, &[7; 16]);
@@ -784,9 +777,7 @@ mod tests {
             any.extend_from_slice(&varint(n as u64));
             let body = one_attribute("http.response.status_code", &any);
             let fast = decode_wire(&body).expect("valid");
-            let reference = super::super::otlp_proto::decode_request(&body)
-                .map(super::super::otlp_proto::to_batch)
-                .expect("valid");
+            let reference = reference(&body).expect("valid");
             assert_eq!(fast.spans, reference.spans, "{n}");
             assert_eq!(fast.spans[0].attributes.http_status_code, Some(n), "{n}");
         }
@@ -805,9 +796,7 @@ mod tests {
         ] {
             let body = one_attribute("http.response.status_code", any);
             let fast = decode_wire(&body).expect("valid");
-            let reference = super::super::otlp_proto::decode_request(&body)
-                .map(super::super::otlp_proto::to_batch)
-                .expect("valid");
+            let reference = reference(&body).expect("valid");
             assert_eq!(fast.spans, reference.spans, "{any:?}");
             assert_eq!(
                 fast.spans[0].attributes.http_status_code,
@@ -825,13 +814,13 @@ mod tests {
         ] {
             let body = one_attribute(key, any);
             assert!(decode_wire(&body).is_err(), "{any:?}");
-            assert!(super::super::otlp_proto::decode_request(&body).is_err());
+            assert!(reference(&body).is_err());
         }
         let mut body = one_attribute("http.response.status_code", &[0x18, 0xc8, 0x01]);
         let key_at = body.len() - 3 - 2 - "http.response.status_code".len();
         body[key_at] = 0xff;
         assert!(decode_wire(&body).is_err());
-        assert!(super::super::otlp_proto::decode_request(&body).is_err());
+        assert!(reference(&body).is_err());
     }
 
     #[test]
