@@ -1,6 +1,6 @@
 # Build stage: compile a release binary. `--build-arg PROFILE=release-lto`
 # builds the whole-program-optimised one: 6.5% less CPU per span, but about
-# an hour on 2 cores and 12-13.4 GB of memory, more than many Docker
+# an hour on 2 cores and about 13.4 GB of memory, more than many Docker
 # builders allow, so `release` stays the default.
 FROM rust:1.94-slim-bookworm AS build
 ARG PROFILE=release
